@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -107,7 +107,7 @@ class Account(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "address"
     EMAIL_FIELD = "address"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         ordering = ["address"]
@@ -137,7 +137,7 @@ class Account(AbstractBaseUser, PermissionsMixin):
             self.address = normalize_address(self.address)
         except AddressError as exc:
             raise ValidationError({"address": str(exc)}) from None
-        if self.domain_id is not None:
+        if self.domain is not None:
             domain_name = self.address.rpartition("@")[2]
             if self.domain.name != domain_name:
                 raise ValidationError({"address": f"The address must be in the domain {self.domain.display_name}."})
