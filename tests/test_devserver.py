@@ -90,7 +90,9 @@ def test_services_ensure_starts_real_postgres_and_redis_and_stop_leaves_nothing(
         assert first.stdout.strip() == expected
         assert (Path(var_dir) / "services.env").read_text().strip() == expected
 
-        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{pg_port}/mailsystem", connect_timeout=5) as conn:
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{pg_port}/mailsystem", connect_timeout=5
+        ) as conn:
             assert conn.execute("SELECT current_database()").fetchone() == ("mailsystem",)
         assert _redis_ping(redis_port).startswith(b"+PONG")
 
