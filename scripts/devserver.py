@@ -606,7 +606,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                  stdin=subprocess.DEVNULL, check=False)  # fmt: skip
             if res.returncode != 0:
                 log(f"manage.py {step[0]} failed with exit code {res.returncode}")
-                return 1
+                code = 1
+                return code
         runner = RoleRunner(env)
         for name, argv in roles(cfg).items():
             runner.start(name, argv)
