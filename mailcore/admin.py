@@ -220,7 +220,7 @@ class AliasForm(forms.ModelForm):
 
     def _post_clean(self) -> None:
         if not self.errors:  # the model's own checks only once the form's have passed
-            super()._post_clean()
+            super()._post_clean()  # type: ignore[misc]
 
 
 @admin.register(Alias)
