@@ -177,11 +177,10 @@ def _split_multipart(raw: bytes, start: int, end: int, boundary: str) -> list[tu
         cursor = after + 2 if is_close else after
         while cursor < end and raw[cursor] in (0x20, 0x09):
             cursor += 1
-        if cursor < end and raw[cursor] not in (0x0D, 0x0A):
-            if not is_close:
-                pos = after
-                continue
-            # "--boundary--garbage": treat as close delimiter, like most parsers.
+        # "--boundary--garbage" still closes, like most parsers; "--boundaryX" is not ours.
+        if cursor < end and raw[cursor] not in (0x0D, 0x0A) and not is_close:
+            pos = after
+            continue
         if part_start is not None:
             part_end = hit
             if part_end > part_start and raw[part_end - 1] == 0x0A:

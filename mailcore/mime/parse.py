@@ -6,7 +6,7 @@ import html
 import mimetypes
 import re
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -111,7 +111,7 @@ def parse_date(value: str | None) -> datetime | None:
     if parsed is None:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)  # RFC 5322 "-0000": no zone information
+        parsed = parsed.replace(tzinfo=UTC)  # RFC 5322 "-0000": no zone information
     return parsed
 
 
