@@ -362,5 +362,7 @@ def _decoded_size(raw: bytes, node: Node) -> int:
     if encoding == "base64":
         breaks = raw.count(b"\n", node["body_start"], node["body_end"])
         crs = raw.count(b"\r", node["body_start"], node["body_end"])
-        return max(0, (size - breaks - crs) * 3 // 4)
+        tail = raw[max(node["body_start"], node["body_end"] - 8) : node["body_end"]].rstrip()
+        padding = len(tail) - len(tail.rstrip(b"="))
+        return max(0, (size - breaks - crs - padding) * 3 // 4)
     return size

@@ -42,10 +42,7 @@ def msg(subject: str, rest: str, *, hdr: str = HDR, mid: str = "m@example.com") 
 def charset_msg(charset: str, text: str, subject_word: str, encoding: str = "8bit") -> bytes:
     body = text.encode(charset)
     subj = "=?" + charset + "?B?" + base64.b64encode(subject_word.encode(charset)).decode() + "?="
-    if encoding == "base64":
-        body_text = wrap(base64.b64encode(body).decode()).encode()
-    else:
-        body_text = body
+    body_text = wrap(base64.b64encode(body).decode()).encode() if encoding == "base64" else body
     head = crlf(
         msg(
             f"{subj} test",
