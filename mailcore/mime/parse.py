@@ -70,10 +70,11 @@ class ParsedMessage:
 # --- small header helpers ---------------------------------------------------------------------
 
 _MSGID_RE = re.compile(r"<([^<>]*)>")
-_SUBJECT_PREFIX_RE = re.compile(
-    r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|rif|tr|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|\[[^\]]*\])\s*",
+_SUBJECT_PREFIXES_RE = re.compile(
+    r"(?:\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|rif|tr|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|\[[^\[\]]*\]))+\s*",
     re.IGNORECASE,
 )
+MAX_THREAD_SUBJECT_CHARS = 1000
 _SUBJECT_TRAILER_RE = re.compile(r"\s*\((?:fwd|fw)\)\s*$", re.IGNORECASE)
 _WS_RE = re.compile(r"\s+")
 
@@ -81,14 +82,14 @@ _WS_RE = re.compile(r"\s+")
 def normalize_thread_subject(subject: str) -> str:
     """Subject for threading: reply/forward prefixes and [list-tags] stripped, spaces collapsed,
     casefolded. "Re: [dev] AW: Fwd:  Hello" -> "hello"."""
-    text = _WS_RE.sub(" ", subject).strip()
-    for _ in range(100):
-        stripped = _SUBJECT_PREFIX_RE.sub("", text, count=1)
-        stripped = _SUBJECT_TRAILER_RE.sub("", stripped)
+    text = _WS_RE.sub(" ", subject[: MAX_THREAD_SUBJECT_CHARS * 4]).strip()
+    for _ in range(10):  # "Re: Fwd: x (fwd)" needs the prefix pass again after the trailer
+        match = _SUBJECT_PREFIXES_RE.match(text)
+        stripped = _SUBJECT_TRAILER_RE.sub("", text[match.end() :] if match else text)
         if stripped == text:
             break
         text = stripped
-    return text.strip().casefold()
+    return text.strip().casefold()[:MAX_THREAD_SUBJECT_CHARS]
 
 
 def parse_message_ids(value: str | None) -> list[str]:
@@ -268,7 +269,7 @@ def _parse(raw: bytes) -> ParsedMessage:
     if text_section and text_section in by_section:
         preview_source = _part_text(raw, by_section[text_section])
     elif html_text:
-        preview_source = html_to_text(html_text[: MAX_TEXT_PART_BYTES])
+        preview_source = html_to_text(html_text[:MAX_TEXT_PART_BYTES])
     result.preview = _WS_RE.sub(" ", preview_source[: MAX_PREVIEW_CHARS * 20]).strip()[:MAX_PREVIEW_CHARS]
     return result
 
@@ -327,7 +328,12 @@ def _attachments(
             continue
         disposition, _ = _disposition(node)
         filename = _filename(node)
-        if node["type"] == "text" and ctype != "text/calendar" and not filename and disposition != "attachment":
+        if (
+            node["type"] == "text"
+            and ctype != "text/calendar"
+            and not filename
+            and disposition != "attachment"
+        ):
             continue  # a further inline text body (e.g. Apple Mail's text around an image)
         content_id = (node.get("id") or "").strip().strip("<>") or None
         message = node.get("message")

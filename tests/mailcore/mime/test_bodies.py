@@ -82,7 +82,9 @@ def test_dsn_text_and_returned_message() -> None:
 
 
 def test_qp_and_legacy_charsets_reach_preview() -> None:
-    assert parsed("qp_html_utf8").preview.startswith("Ihre Bestellung wurde bestätigt. Vielen Dank für Ihren Einkauf bei uns, wir freuen")
+    assert parsed("qp_html_utf8").preview.startswith(
+        "Ihre Bestellung wurde bestätigt. Vielen Dank für Ihren Einkauf bei uns, wir freuen"
+    )
     assert parsed("charset_koi8_r").preview == "Съешь же ещё этих мягких булок."
     assert parsed("invalid_qp").preview.startswith("Price =ZZ 100EUR €")
 

@@ -91,7 +91,9 @@ def test_header_fields_and_not() -> None:
     raw = load("outlook_related")
     bs = parse_message(raw).bodystructure
     assert section_bytes(raw, bs, "HEADER.FIELDS (subject)") == b"Subject: AW: Budget 2024\r\n\r\n"
-    assert section_bytes(raw, bs, "HEADER.FIELDS", fields=["To"]) == b"To: Bob Example <bob@example.net>\r\n\r\n"
+    assert (
+        section_bytes(raw, bs, "HEADER.FIELDS", fields=["To"]) == b"To: Bob Example <bob@example.net>\r\n\r\n"
+    )
     rest = section_bytes(raw, bs, "HEADER.FIELDS.NOT (Subject Content-Type Thread-Index)")
     assert rest is not None
     assert b"Subject:" not in rest and b"Thread-Index" not in rest and b"boundary" not in rest
@@ -178,5 +180,14 @@ def test_bodystructure_node_keys() -> None:
     assert parsed.bodystructure["language"] == ["de-DE"]
     text = parsed.bodystructure["parts"][0]["parts"][0]["parts"][0]
     assert text["lines"] == 1 and text["encoding"] == "quoted-printable"
-    for key in ("header_start", "header_end", "body_start", "body_end", "size", "md5", "language", "location"):
+    for key in (
+        "header_start",
+        "header_end",
+        "body_start",
+        "body_end",
+        "size",
+        "md5",
+        "language",
+        "location",
+    ):
         assert key in text

@@ -67,8 +67,14 @@ def test_twenty_megabyte_header_line() -> None:
 
 @pytest.mark.parametrize("levels", [100, 5000])
 def test_deep_nesting_is_capped_without_recursion_errors(levels: int) -> None:
-    body = b"".join(b'--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % (i, i + 1) for i in range(levels))
-    raw = b'Subject: deep\r\nContent-Type: multipart/mixed; boundary="b0"\r\n\r\n' + body + b"--b%d\r\n\r\nbottom\r\n" % levels
+    body = b"".join(
+        b'--b%d\r\nContent-Type: multipart/mixed; boundary="b%d"\r\n\r\n' % (i, i + 1) for i in range(levels)
+    )
+    raw = (
+        b'Subject: deep\r\nContent-Type: multipart/mixed; boundary="b0"\r\n\r\n'
+        + body
+        + b"--b%d\r\n\r\nbottom\r\n" % levels
+    )
     parsed = parse_message(raw)
     depth = max(section.count(".") + 1 for section, _ in iter_nodes(parsed.bodystructure) if section)
     assert depth <= MAX_DEPTH + 1
@@ -130,3 +136,22 @@ def test_typical_message_parses_well_under_a_millisecond() -> None:
 def test_importing_the_package_does_not_import_django() -> None:
     code = "import sys, mailcore.mime; mailcore.mime.parse_message(b'x'); assert 'django' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_pathological_headers_stay_fast() -> None:
+    started = time.perf_counter()
+    parse_message(
+        b"Subject: " + b"=?utf-8?q?" * 200000 + b"\r\n"
+        b"To: " + b'[("<' * 100000 + b"\r\n"
+        b"Cc: " + b"Re: [x] " * 200000 + b"\r\n\r\nbody"
+    )
+    normalize = parse_message(b"Subject: " + b"Re: [x] Fwd: " * 200000 + b"end\r\n\r\n").thread_subject
+    assert time.perf_counter() - started < 3.0
+    assert normalize == "end" or len(normalize) <= 1000
+
+
+def test_mbox_from_line_is_skipped() -> None:
+    parsed = parse_message(
+        b"From alice@example.com Tue Mar 12 09:15:00 2024\r\nSubject: mbox\r\n\r\nbody\r\n"
+    )
+    assert parsed.subject == "mbox" and parsed.preview == "body"
