@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import mimetypes
 import re
 from dataclasses import asdict, dataclass, field
@@ -13,8 +14,10 @@ from typing import Any
 from mailcore.mime.addresses import Address, addresses_from_envelope, parse_address_list
 from mailcore.mime.bodystructure import Envelope, Node, build_envelope, iter_nodes, parse_message_structure
 from mailcore.mime.charsets import decode_bytes
-from mailcore.mime.headers import Headers, decode_header_value, decode_params
+from mailcore.mime.headers import Headers, decode_header_value, decode_params, scan_header_block
 from mailcore.mime.sections import decode_transfer
+
+logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 1_000_000
 MAX_PREVIEW_CHARS = 200
@@ -223,8 +226,38 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """Parse a raw RFC 5322 message. Never raises: metadata is best effort on broken input."""
     try:
         return _parse(raw)
-    except Exception:  # a bug must not bounce mail: keep what is certain
-        return ParsedMessage(size=len(raw))
+    except Exception:  # a bug must not bounce mail: keep a structure IMAP can still serve
+        logger.exception("MIME parsing failed; storing a minimal structure")
+        return _minimal(raw)
+
+
+def _minimal(raw: bytes) -> ParsedMessage:
+    """The whole body as one text/plain part, after the header block if that can be found."""
+    try:
+        header_end, _ = scan_header_block(raw, 0, len(raw))
+    except Exception:
+        header_end = 0
+    node: Node = {
+        "type": "text",
+        "subtype": "plain",
+        "params": [["charset", "us-ascii"]],
+        "id": None,
+        "description": None,
+        "encoding": "7BIT",
+        "size": len(raw) - header_end,
+        "md5": None,
+        "disposition": None,
+        "language": None,
+        "location": None,
+        "header_start": 0,
+        "header_end": header_end,
+        "body_start": header_end,
+        "body_end": len(raw),
+        "lines": raw.count(b"\n", header_end),
+    }
+    return ParsedMessage(
+        header_size=header_end, size=len(raw), envelope=[None] * 10, bodystructure=node, text_part="1"
+    )
 
 
 def _parse(raw: bytes) -> ParsedMessage:

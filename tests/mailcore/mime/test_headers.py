@@ -90,6 +90,19 @@ def test_unknown_or_non_text_charsets_never_raise(charset: str | None) -> None:
     assert decode_bytes(b"abc \xe9", charset) in ("abc é", "abc \ufffd")
 
 
+@pytest.mark.parametrize(
+    ("data", "charset"),
+    [
+        (b"+2D0-", "utf-7"),
+        (b"\\ud800", "unicode_escape"),
+        (b"\\ud800", "raw-unicode-escape"),
+        (b"\x00\xd8", "utf-16-le"),
+    ],
+)
+def test_decoded_text_never_holds_lone_surrogates(data: bytes, charset: str) -> None:
+    decode_bytes(data, charset).encode("utf-8")
+
+
 def test_mislabelled_utf8_is_read_as_utf8() -> None:
     assert decode_bytes("naïve".encode(), "us-ascii") == "naïve"
     assert decode_bytes("naïve".encode(), "iso-8859-1") == "naïve"

@@ -155,3 +155,20 @@ def test_mbox_from_line_is_skipped() -> None:
         b"From alice@example.com Tue Mar 12 09:15:00 2024\r\nSubject: mbox\r\n\r\nbody\r\n"
     )
     assert parsed.subject == "mbox" and parsed.preview == "body"
+
+
+def test_an_internal_error_still_gives_a_servable_structure(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mailcore.mime import parse as parse_module
+
+    def broken(raw: bytes) -> None:
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(parse_module, "_parse", broken)
+    raw = b"Subject: x\r\n\r\nbody\r\n"
+    parsed = parse_message(raw)
+    assert parsed.header_size == 14
+    assert section_bytes(raw, parsed.bodystructure, "1") == b"body\r\n"
+    assert section_bytes(raw, parsed.bodystructure, "HEADER") == b"Subject: x\r\n\r\n"
+    assert "MIME parsing failed" in caplog.text
