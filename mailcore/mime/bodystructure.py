@@ -10,7 +10,7 @@ import re
 from typing import Any
 
 from mailcore.mime.addresses import EnvelopeAddress, parse_address_list
-from mailcore.mime.headers import Field, Headers, parse_params_header, scan_header_block
+from mailcore.mime.headers import Headers, parse_params_header, scan_header_block
 
 # Nesting deeper than this is not split further: the rest is one opaque text/plain leaf.
 # Real clients nest a handful of levels; attackers nest thousands to exhaust the stack.
@@ -225,4 +225,12 @@ def iter_nodes(node: Node, section: str = "") -> list[tuple[str, Node]]:
     return out
 
 
-__all__ = ["Envelope", "Field", "Node", "build_envelope", "iter_nodes", "parse_message_structure"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PARTS",
+    "Envelope",
+    "Node",
+    "build_envelope",
+    "iter_nodes",
+    "parse_message_structure",
+]

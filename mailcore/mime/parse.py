@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from mailcore.mime.addresses import Address, addresses_from_envelope, parse_address_list
+from mailcore.mime.addresses import Address, addresses_from_envelope
 from mailcore.mime.bodystructure import Envelope, Node, build_envelope, iter_nodes, parse_message_structure
 from mailcore.mime.charsets import decode_bytes
-from mailcore.mime.headers import Headers, decode_header_value, decode_params, scan_header_block
+from mailcore.mime.headers import decode_header_value, decode_params, scan_header_block
 from mailcore.mime.sections import decode_transfer
 
 logger = logging.getLogger(__name__)
@@ -266,12 +266,13 @@ def _parse(raw: bytes) -> ParsedMessage:
     subject = decode_header_value(headers.get("subject") or "")
     result = ParsedMessage(
         subject=subject,
-        from_=_addresses(headers, "from"),
-        sender=_addresses(headers, "sender"),
-        reply_to=_addresses(headers, "reply-to"),
-        to=_addresses(headers, "to"),
-        cc=_addresses(headers, "cc"),
-        bcc=_addresses(headers, "bcc"),
+        # The envelope already holds the parsed lists; Sender and Reply-To there default to From.
+        from_=addresses_from_envelope(envelope[2] or []),
+        sender=addresses_from_envelope(envelope[3] or []) if headers.get("sender") else [],
+        reply_to=addresses_from_envelope(envelope[4] or []) if headers.get("reply-to") else [],
+        to=addresses_from_envelope(envelope[5] or []),
+        cc=addresses_from_envelope(envelope[6] or []),
+        bcc=addresses_from_envelope(envelope[7] or []),
         date=parse_date(headers.get("date")),
         message_id=next(iter(parse_message_ids(headers.get("message-id"))), ""),
         in_reply_to=parse_message_ids(headers.get("in-reply-to")),
@@ -305,10 +306,6 @@ def _parse(raw: bytes) -> ParsedMessage:
         preview_source = html_to_text(html_text[:MAX_TEXT_PART_BYTES])
     result.preview = _WS_RE.sub(" ", preview_source[: MAX_PREVIEW_CHARS * 20]).strip()[:MAX_PREVIEW_CHARS]
     return result
-
-
-def _addresses(headers: Headers, name: str) -> list[Address]:
-    return addresses_from_envelope(parse_address_list(headers.get(name)))
 
 
 def _index_text(raw: bytes, root: Node, subject: str) -> str:
