@@ -1,0 +1,51 @@
+"""DNS for the SMTP server: dnspython pointed at ``DNS_NAMESERVERS``/``DNS_PORT`` when set.
+
+Tests run a small DNS server on 127.0.0.1 and point these settings at it.
+"""
+
+from __future__ import annotations
+
+import dns.exception
+import dns.name
+import dns.rdatatype
+import dns.resolver
+from django.conf import settings
+
+LOOKUP_LIFETIME = 5.0
+
+
+class DnsTempError(Exception):
+    """The DNS did not answer (timeout, SERVFAIL): results are temporary errors."""
+
+
+def make_resolver() -> dns.resolver.Resolver:
+    nameservers = list(settings.DNS_NAMESERVERS)
+    if nameservers:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = nameservers
+        resolver.port = int(settings.DNS_PORT)
+    else:
+        try:
+            resolver = dns.resolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            resolver = dns.resolver.Resolver(configure=False)
+            resolver.nameservers = ["127.0.0.1"]
+    resolver.lifetime = LOOKUP_LIFETIME
+    resolver.timeout = LOOKUP_LIFETIME / 2
+    return resolver
+
+
+def lookup(name: str, rdtype: str) -> list[dns.rdata.Rdata]:
+    """Records of ``rdtype`` at ``name``; [] when there are none; DnsTempError when DNS fails."""
+    try:
+        answer = make_resolver().resolve(name, rdtype, search=False, raise_on_no_answer=False)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.name.EmptyLabel, dns.name.LabelTooLong):
+        return []
+    except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+        raise DnsTempError(str(exc)) from None
+    return list(answer)
+
+
+def txt_records(name: str) -> list[bytes]:
+    """Each TXT record at ``name`` with its strings joined (RFC 7208 §3.3)."""
+    return [b"".join(r.strings) for r in lookup(name, "TXT")]  # type: ignore[attr-defined]
