@@ -28,6 +28,19 @@ from mailcore.smtp.server import Listener, listener_start, listener_stop
 
 HOST = "127.0.0.1"
 DB_THREADS = 4
+_OPEN_CLIENTS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Tests may leave a client mid-conversation (that is often the point); close it for them."""
+    yield
+    while _OPEN_CLIENTS:
+        client = _OPEN_CLIENTS.pop()
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 @dataclass
@@ -182,6 +195,7 @@ def client_tls() -> ssl.SSLContext:
 
 def connect(listener: Listener, *, ehlo: bool = True) -> smtplib.SMTP:
     client = smtplib.SMTP(HOST, listener.port, local_hostname="client.example", timeout=10)
+    _OPEN_CLIENTS.append(client)
     if ehlo:
         client.ehlo()
     return client
@@ -192,6 +206,7 @@ def connect_submission(listener: Listener, address: str, password: str) -> smtpl
         client: smtplib.SMTP = smtplib.SMTP_SSL(
             HOST, listener.port, local_hostname="client.example", timeout=10, context=client_tls()
         )
+        _OPEN_CLIENTS.append(client)
         client.ehlo()
     else:
         client = connect(listener)
@@ -206,6 +221,7 @@ class RawClient:
 
     def __init__(self, listener: Listener, *, greet: bool = True) -> None:
         self.sock = socket.create_connection((HOST, listener.port), timeout=10)
+        _OPEN_CLIENTS.append(self)
         self.buffer = b""
         if greet:
             self.reply()
