@@ -74,7 +74,6 @@ class MailHandler:
         self.role = role
         self.executor = executor
         self.hostname = hostname
-        self.throttle = LoginThrottle()
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
@@ -85,13 +84,14 @@ class MailHandler:
         return await self.run(self._authenticate, client_ip, login, password)
 
     def _authenticate(self, client_ip: str, login: str, password: str) -> tuple[AuthOutcome, Account | None]:
-        if self.throttle.is_blocked(client_ip, login):
+        throttle = LoginThrottle()
+        if throttle.is_blocked(client_ip, login):
             return "throttled", None
         account = authenticate_mail(login, password)
         if account is None:
-            self.throttle.record_failure(client_ip, login)
+            throttle.record_failure(client_ip, login)
             return "invalid", None
-        self.throttle.record_success(client_ip, login)
+        throttle.record_success(client_ip, login)
         return "ok", account
 
     # --- envelope -------------------------------------------------------------------------

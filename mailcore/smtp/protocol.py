@@ -257,6 +257,13 @@ class MailSMTP(SMTP):
         if self.transport is not None:
             self.transport.close()
 
+    def abort(self) -> None:
+        """Drop the connection at once (server shutdown), TLS layer and socket both."""
+        self.counters.closing = True
+        for transport in (self.transport, self._original_transport):
+            if transport is not None:
+                transport.abort()  # type: ignore[attr-defined]
+
     def _timeout_cb(self) -> None:
         if self.transport is not None and not self.counters.closing:
             self._writer.write(replies.TIMEOUT.encode("ascii") + CRLF)

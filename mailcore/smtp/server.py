@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
@@ -36,6 +37,7 @@ class Listener:
     host: str
     port: int
     proxy_protocol: bool
+    connections: weakref.WeakSet[MailSMTP] = field(default_factory=weakref.WeakSet)
 
     def describe(self) -> str:
         proxy = " (PROXY protocol)" if self.proxy_protocol else ""
@@ -60,18 +62,27 @@ async def listener_start(
         proxy_protocol = role.value in settings.PROXY_PROTOCOL_LISTENERS
     tls = server_context()
 
+    connections: weakref.WeakSet[MailSMTP] = weakref.WeakSet()
+
     def factory() -> MailSMTP:
-        return MailSMTP(
+        protocol = MailSMTP(
             handler, role=role, limits=limits, hostname=name, tls_context=tls, proxy_protocol=proxy_protocol, loop=loop
         )
+        connections.add(protocol)
+        return protocol
 
     server = await loop.create_server(factory, host=host, port=port)
     bound = server.sockets[0].getsockname()[1] if server.sockets else port
-    return Listener(role=role, server=server, host=host, port=bound, proxy_protocol=proxy_protocol)
+    return Listener(
+        role=role, server=server, host=host, port=bound, proxy_protocol=proxy_protocol, connections=connections
+    )
 
 
 async def listener_stop(listener: Listener) -> None:
+    """Stop accepting, then drop the connections still open (a client retries what was not 250)."""
     listener.server.close()
+    for protocol in list(listener.connections):
+        protocol.abort()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(listener.server.wait_closed(), 5)
 
