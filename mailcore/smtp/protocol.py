@@ -71,7 +71,6 @@ class Limits:
     max_auth_failures_per_connection: int = 3
     idle_timeout: float = 300.0  # RFC 5321 §4.5.3.2.7 asks for 5 minutes
     proxy_header_timeout: float = 5.0
-    max_unknown_commands: int = 5
 
 
 class MailSession(Session):
