@@ -95,6 +95,9 @@ def dkim_check(raw: bytes) -> list[DkimResult]:
             result = "pass" if ok else "fail"
         except dkim.DnsTimeoutError:
             result = "temperror"
+        except dkim.ValidationError as exc:
+            # A signature that does not verify (e.g. body hash mismatch) fails (RFC 8601 §2.7.1).
+            result = "fail" if "mismatch" in str(exc) else "permerror"
         except dkim.DKIMException:
             result = "permerror"
         except Exception as exc:  # noqa: BLE001

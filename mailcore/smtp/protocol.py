@@ -256,6 +256,11 @@ class MailSMTP(SMTP):
         if self.transport is not None:
             self.transport.close()
 
+    async def handle_exception(self, error: Exception) -> str:
+        """An unexpected error in a command: log it, tell the client to retry, reveal nothing."""
+        log.exception("%r: error in SMTP command", self.session and self.session.peer)
+        return replies.STORAGE_ERROR
+
     def abort(self) -> None:
         """Drop the connection at once (server shutdown), TLS layer and socket both."""
         self.counters.closing = True
