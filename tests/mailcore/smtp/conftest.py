@@ -59,7 +59,7 @@ class DnsServer(threading.Thread):
         self.zone = zone
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind((HOST, 0))
-        self.sock.settimeout(0.2)
+        self.sock.settimeout(0.05)
         self.port = self.sock.getsockname()[1]
         self.stopping = threading.Event()
 
