@@ -147,6 +147,7 @@ class MailSMTP(SMTP):
         self.counters = ConnectionCounters()
         self._proxy_protocol = proxy_protocol
         self._proxy_peer: tuple[str, int] | None = None
+        self._last_touch = 0.0
         self._auth_methods = {}
 
     # --- session objects ------------------------------------------------------------------
@@ -267,6 +268,14 @@ class MailSMTP(SMTP):
         for transport in (self.transport, self._original_transport):
             if transport is not None:
                 transport.abort()  # type: ignore[attr-defined]
+
+    def _touch(self) -> None:
+        """The client is sending: push the idle deadline back (at most once a second: a timer
+        per DATA line would cost more than the line)."""
+        now = self.loop.time()
+        if now - self._last_touch >= 1.0:
+            self._last_touch = now
+            self._reset_timeout()
 
     def _timeout_cb(self) -> None:
         if self.transport is not None and not self.counters.closing:
@@ -543,7 +552,7 @@ class MailSMTP(SMTP):
                 continue
             if line == b".\r\n":
                 break
-            self._reset_timeout()
+            self._touch()
             if problem is not None:
                 continue
             size += len(line) - (1 if line.startswith(b".") else 0)
@@ -588,7 +597,7 @@ class MailSMTP(SMTP):
                 self._close()
                 return
             remaining -= len(piece)
-            self._reset_timeout()
+            self._touch()
             if not keep:
                 continue
             assert envelope.chunks is not None

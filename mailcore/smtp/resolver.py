@@ -5,6 +5,8 @@ Tests run a small DNS server on 127.0.0.1 and point these settings at it.
 
 from __future__ import annotations
 
+import threading
+
 import dns.exception
 import dns.name
 import dns.rdatatype
@@ -12,10 +14,26 @@ import dns.resolver
 from django.conf import settings
 
 LOOKUP_LIFETIME = 5.0
+CACHE_SIZE = 10000
 
 
 class DnsTempError(Exception):
     """The DNS did not answer (timeout, SERVFAIL): results are temporary errors."""
+
+
+_CACHES: dict[tuple[tuple[str, ...], int], dns.resolver.LRUCache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def _shared_cache(nameservers: list[str], port: int) -> dns.resolver.LRUCache:
+    """One answer cache per DNS configuration, shared by every thread (dnspython's cache is
+    thread-safe, honours TTLs and keeps NXDOMAIN/NODATA answers too)."""
+    key = (tuple(nameservers), port)
+    with _CACHES_LOCK:
+        cache = _CACHES.get(key)
+        if cache is None:
+            cache = _CACHES[key] = dns.resolver.LRUCache(max_size=CACHE_SIZE)
+        return cache
 
 
 def make_resolver() -> dns.resolver.Resolver:
@@ -30,6 +48,7 @@ def make_resolver() -> dns.resolver.Resolver:
         except dns.resolver.NoResolverConfiguration:
             resolver = dns.resolver.Resolver(configure=False)
             resolver.nameservers = ["127.0.0.1"]
+    resolver.cache = _shared_cache(list(resolver.nameservers), int(resolver.port))
     resolver.lifetime = LOOKUP_LIFETIME
     resolver.timeout = LOOKUP_LIFETIME / 2
     return resolver
