@@ -172,7 +172,7 @@ class MailSMTP(SMTP):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
         if self._proxy_peer is not None:
-            self.mail_session.peer = self._proxy_peer
+            self.mail_session.peer = self._proxy_peer  # type: ignore[assignment]
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             cipher = ssl_object.cipher() or ("", "", 0)
@@ -190,7 +190,7 @@ class MailSMTP(SMTP):
                 return
             if source is not None:
                 self._proxy_peer = source
-                self.mail_session.peer = source
+                self.mail_session.peer = source  # type: ignore[assignment]
             self._reset_timeout()
         if self.role is Role.SUBMISSIONS:
             try:
@@ -370,7 +370,7 @@ class MailSMTP(SMTP):
         if outcome == "ok" and account is not None:
             session.authenticated = True
             session.account = account
-            session.auth_data = login
+            session.auth_data = login  # type: ignore[assignment]
             await self.push(replies.AUTH_OK)
             return
         self.counters.auth_failures += 1

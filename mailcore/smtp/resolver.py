@@ -48,7 +48,7 @@ def make_resolver() -> dns.resolver.Resolver:
         except dns.resolver.NoResolverConfiguration:
             resolver = dns.resolver.Resolver(configure=False)
             resolver.nameservers = ["127.0.0.1"]
-    resolver.cache = _shared_cache(list(resolver.nameservers), int(resolver.port))
+    resolver.cache = _shared_cache([str(n) for n in resolver.nameservers], int(resolver.port))
     resolver.lifetime = LOOKUP_LIFETIME
     resolver.timeout = LOOKUP_LIFETIME / 2
     return resolver
