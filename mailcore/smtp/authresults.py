@@ -189,6 +189,32 @@ def header_from_domain(raw: bytes) -> str:
 
 
 # --- the header ----------------------------------------------------------------------------
+_FIELD_START = re.compile(rb"^[^ \t:]+:", re.MULTILINE)
+
+
+def strip_forged_results(raw: bytes, authserv_id: str) -> bytes:
+    """Remove ``Authentication-Results:`` fields that claim to be ours (RFC 8601 §5): only this
+    server may speak for ``authserv_id``. Everything else stays byte for byte."""
+    end = raw.find(b"\r\n\r\n")
+    head, body = (raw, b"") if end < 0 else (raw[: end + 2], raw[end + 2 :])
+    if b"authentication-results" not in head.lower():
+        return raw
+    starts = [m.start() for m in _FIELD_START.finditer(head)] + [len(head)]
+    kept = []
+    if starts[0] > 0:
+        kept.append(head[: starts[0]])
+    ours = authserv_id.lower().encode("ascii", "replace")
+    for start, stop in zip(starts, starts[1:], strict=False):
+        field = head[start:stop]
+        name, _, value = field.partition(b":")
+        if name.strip().lower() == b"authentication-results":
+            claimed = re.split(rb"[;\s(]", value.strip(), maxsplit=1)[0].lower()
+            if claimed == ours:
+                continue
+        kept.append(field)
+    return b"".join(kept) + body
+
+
 def authentication_results(*, authserv_id: str, ip: str, mail_from: str, helo: str, raw: bytes) -> str:
     """The full ``Authentication-Results:`` header line (CRLF-terminated, folded)."""
     spf_result, spf_identity = spf_check(ip=ip, mail_from=mail_from, helo=helo)

@@ -25,7 +25,7 @@ from mailcore.store import RecipientKind, Resolution
 from mailcore.store.errors import MessageTooLarge
 
 from . import policy, replies
-from .authresults import authentication_results
+from .authresults import authentication_results, strip_forged_results
 from .trace import TlsInfo, new_queue_id, received_header, return_path_header, with_protocol
 
 if TYPE_CHECKING:
@@ -147,6 +147,7 @@ class MailHandler:
     ) -> str:
         prefix = received
         if not self.role.is_submission:
+            raw = strip_forged_results(raw, self.hostname)
             # DNS work happens here, before the transaction opens.
             prefix = authentication_results(
                 authserv_id=self.hostname, ip=client_ip, mail_from=mail_from, helo=helo, raw=raw

@@ -67,7 +67,7 @@ class Limits:
     command_line_length: int = 2048  # RFC 5321 says 512; ESMTP parameters and UTF-8 need more
     data_line_length: int = 4096  # RFC 5321's 1000 is exceeded by real mail; still bounded
     max_messages_per_connection: int = 100
-    max_errors_per_connection: int = 10
+    max_errors_per_connection: int = 20  # as Postfix's smtpd_hard_error_limit
     max_auth_failures_per_connection: int = 3
     idle_timeout: float = 300.0  # RFC 5321 §4.5.3.2.7 asks for 5 minutes
     proxy_header_timeout: float = 5.0

@@ -85,3 +85,17 @@ def test_organizational_domain_rule() -> None:
     assert organizational_domain("a.b.example.org") == "example.org"
     assert organizational_domain("mail.example.co.uk") == "example.co.uk"
     assert organizational_domain("example.org") == "example.org"
+
+
+def test_forged_results_claiming_our_name_are_removed_and_others_kept(mx, alice) -> None:
+    forged = (
+        b"Authentication-Results: mx.test; spf=pass smtp.mailfrom=ceo@a.test;\r\n dkim=pass header.d=a.test\r\n"
+        b"Authentication-Results: other.example; spf=pass smtp.mailfrom=x@y.test\r\n"
+        b"authentication-results: MX.TEST (forged); dmarc=pass\r\n"
+    )
+    header = deliver(mx, forged + make_message())
+    raw = bytes(Message.objects.get().blob.data)
+    head = raw.split(b"\r\n\r\n")[0]
+    assert head.count(b"mx.test;") == 1 and header.startswith("Authentication-Results: mx.test; spf=none")
+    assert b"ceo@a.test" not in head and b"forged" not in head
+    assert b"Authentication-Results: other.example; spf=pass smtp.mailfrom=x@y.test\r\n" in head
