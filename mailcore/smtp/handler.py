@@ -38,12 +38,22 @@ AuthOutcome = Literal["ok", "invalid", "throttled"]
 DEFAULT_DB_THREADS = 8
 
 
+HEALTH_CHECK_INTERVAL = 1.0  # seconds between connection checks per worker thread
+_thread_state = threading.local()
+
+
 def _in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    close_old_connections()  # drops a connection broken by an earlier job
+    # Django's connection check (CONN_HEALTH_CHECKS: a round trip) at most once a second per
+    # thread rather than per job; a job that failed drops its connection at once.
+    now = time.monotonic()
+    if now - getattr(_thread_state, "checked", 0.0) >= HEALTH_CHECK_INTERVAL:
+        _thread_state.checked = now
+        close_old_connections()
     try:
         return fn(*args, **kwargs)
-    finally:
+    except Exception:
         close_old_connections()
+        raise
 
 
 def executor_close(executor: ThreadPoolExecutor, threads: int, *, timeout: float = 10.0) -> None:

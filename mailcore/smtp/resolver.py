@@ -36,7 +36,20 @@ def _shared_cache(nameservers: list[str], port: int) -> dns.resolver.LRUCache:
         return cache
 
 
+_RESOLVERS: dict[tuple[tuple[str, ...], int], dns.resolver.Resolver] = {}
+
+
 def make_resolver() -> dns.resolver.Resolver:
+    """The shared resolver for the current settings (dnspython resolvers are thread-safe to
+    query; building one per lookup costs more than the cached lookup itself)."""
+    key = (tuple(settings.DNS_NAMESERVERS), int(settings.DNS_PORT))
+    resolver = _RESOLVERS.get(key)
+    if resolver is None:
+        resolver = _RESOLVERS[key] = _new_resolver()
+    return resolver
+
+
+def _new_resolver() -> dns.resolver.Resolver:
     nameservers = list(settings.DNS_NAMESERVERS)
     if nameservers:
         resolver = dns.resolver.Resolver(configure=False)

