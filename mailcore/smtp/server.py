@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -96,6 +97,9 @@ def ports_from_settings() -> list[tuple[Role, int]]:
 
 
 async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
+    aiosmtpd_log = logging.getLogger("mail.log")
+    if aiosmtpd_log.level == logging.NOTSET:
+        aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
     executor = ThreadPoolExecutor(max_workers=DEFAULT_DB_THREADS, thread_name_prefix="smtp-db")
     stack.callback(executor_close, executor, DEFAULT_DB_THREADS)
     lines = []

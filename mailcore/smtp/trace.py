@@ -46,7 +46,8 @@ def received_header(
     recipient: str | None,
     date: float | None = None,
 ) -> str:
-    lines = [f"Received: from {_clean(helo)} ([{client_ip}])", f"by {_clean(by_host)} (mailsystem) with {protocol} id {queue_id}"]
+    literal = f"IPv6:{client_ip}" if ":" in client_ip else client_ip  # RFC 5321 §4.1.3
+    lines = [f"Received: from {_clean(helo)} ([{literal}])", f"by {_clean(by_host)} (mailsystem) with {protocol} id {queue_id}"]
     if tls is not None:
         lines.append(f"(using {_clean(tls.version)} with cipher {_clean(tls.cipher)} ({tls.bits} bits))")
     moment = datetime.datetime.fromtimestamp(date, datetime.UTC) if date else datetime.datetime.now(datetime.UTC)

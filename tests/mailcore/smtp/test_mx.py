@@ -249,3 +249,26 @@ def test_smtplib_raises_for_refused_sender_recipients(mx) -> None:
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         client.sendmail("carol@example.org", ["bob@remote.test"], make_message())
     client.quit()
+
+
+def test_utf8_address_needs_smtputf8(mx, tenant_a) -> None:
+    store.domain_create(tenant=tenant_a, name="bücher.test")
+    account = store.account_create(address="lëser@bücher.test", password="x" * 12)
+    from tests.mailcore.smtp.conftest import RawClient
+
+    with RawClient(mx) as raw:
+        raw.command(b"EHLO client.example")
+        raw.command(b"MAIL FROM:<carol@example.org>")
+        assert raw.command("RCPT TO:<lëser@bücher.test>".encode()).startswith(b"553 5.6.7")
+    client = connect(mx)
+    assert client.sendmail("carol@example.org", ["lëser@bücher.test"], make_message(), mail_options=["SMTPUTF8"]) == {}
+    client.quit()
+    raw = bytes(Message.objects.get(account=account).blob.data)
+    assert b"with UTF8SMTP id" in raw
+
+
+def test_esmtp_parameters_after_helo_are_a_syntax_error(mx) -> None:
+    client = connect(mx, ehlo=False)
+    client.helo()
+    code, text = client.docmd("MAIL", "FROM:<carol@example.org> SIZE=10")
+    assert (code, text[:5]) == (501, b"5.5.4")

@@ -30,7 +30,7 @@ def test_received_header_shows_the_proxied_client_address(start_server: StartSer
         assert raw.reply().startswith(b"220 ")
         send_one(raw)
     stored = bytes(Message.objects.get().blob.data)
-    expected = "192.0.2.44" if b"TCP4" in header else "2001:db8::44"
+    expected = "192.0.2.44" if b"TCP4" in header else "IPv6:2001:db8::44"
     assert f"Received: from client.example ([{expected}])".encode() in stored
 
 
