@@ -42,7 +42,7 @@ def test_bare_lf_inside_bdat_content_is_refused_too(mx, alice) -> None:
         raw.command(b"EHLO client.example")
         raw.command(b"MAIL FROM:<carol@example.org>")
         raw.command(b"RCPT TO:<alice@a.test>")
-        reply = raw.command(b"BDAT %d LAST\r\n" % len(body) + body)
+        reply = bdat(raw, b"BDAT %d LAST\r\n" % len(body) + body)
         assert reply.startswith(b"550 5.6.0"), reply
     assert Message.objects.count() == 0
 
@@ -159,3 +159,46 @@ def test_tls_handshake_garbage_on_the_implicit_port_is_dropped(start_server: Sta
         raw.send(b"\x16\x03\x01\x00\x05hello")
         assert raw.is_closed()
     assert ssl  # the module is used by client_tls in the harness
+
+
+def bdat(raw: RawClient, data: bytes) -> bytes:
+    raw.send(data)
+    return raw.reply()
+
+
+def test_bdat_without_a_transaction_is_read_and_refused_keeping_the_stream_in_step(mx) -> None:
+    with RawClient(mx) as raw:
+        raw.command(b"EHLO client.example")
+        reply = bdat(raw, b"BDAT 10\r\nNOOP NOOP!")
+        assert reply.startswith(b"503 5.5.1"), reply
+        assert raw.command(b"NOOP").startswith(b"250")
+
+
+def test_bdat_over_the_size_limit_is_refused_at_last(start_server: StartServer, alice) -> None:
+    mx = start_server(Role.MX, max_message_size=100)
+    with RawClient(mx) as raw:
+        raw.command(b"EHLO client.example")
+        raw.command(b"MAIL FROM:<carol@example.org>")
+        raw.command(b"RCPT TO:<alice@a.test>")
+        assert bdat(raw, b"BDAT 80\r\n" + b"x" * 80).startswith(b"250")
+        assert bdat(raw, b"BDAT 80\r\n" + b"x" * 80).startswith(b"552 5.3.4")
+        assert bdat(raw, b"BDAT 5 LAST\r\n" + b"x" * 5).startswith(b"552 5.3.4")
+        assert raw.command(b"MAIL FROM:<carol@example.org>").startswith(b"250")  # transaction reset
+    assert Message.objects.count() == 0
+
+
+def test_data_after_bdat_is_refused(mx, alice) -> None:
+    with RawClient(mx) as raw:
+        raw.command(b"EHLO client.example")
+        raw.command(b"MAIL FROM:<carol@example.org>")
+        raw.command(b"RCPT TO:<alice@a.test>")
+        bdat(raw, b"BDAT 3\r\nabc")
+        assert raw.command(b"DATA").startswith(b"503 5.5.1")
+
+
+def test_starttls_twice_is_refused(mx) -> None:
+    client = connect(mx)
+    client.starttls(context=client_tls())
+    client.ehlo()
+    code, text = client.docmd("STARTTLS")
+    assert (code, text[:5]) == (503, b"5.5.1")

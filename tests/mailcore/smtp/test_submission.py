@@ -145,3 +145,18 @@ def test_auth_is_not_offered_in_plaintext_on_the_implicit_port_either(start_serv
     with RawClient(smtps, greet=False) as raw:
         raw.send(b"EHLO x\r\n")
         assert raw.is_closed(5)  # a TLS server does not speak plaintext
+
+
+def test_auth_login_can_be_aborted_and_plain_refuses_a_foreign_authzid(submission, alice) -> None:
+    client = connect(submission)
+    client.starttls(context=client_tls())
+    client.ehlo()
+    assert client.docmd("AUTH", "LOGIN")[0] == 334
+    code, text = client.docmd("*")
+    assert (code, text[:5]) == (501, b"5.7.0")
+    token = base64.b64encode(f"bob@b.test\0alice@a.test\0{PASSWORD}".encode()).decode()
+    code, text = client.docmd("AUTH", f"PLAIN {token}")
+    assert (code, text[:5]) == (535, b"5.7.8")
+    assert client.docmd("AUTH", "CRAM-MD5")[0] == 504
+    assert auth_plain(client, "alice@a.test", PASSWORD)[0] == 235
+    assert auth_plain(client, "alice@a.test", PASSWORD)[0] == 503
