@@ -1,0 +1,257 @@
+"""SMTP throughput: N messages of mixed sizes over M concurrent connections to our MX port,
+stored durably, beside the same load on a bare aiosmtpd server whose handler only says 250.
+
+``python -m bench smtp [--quick] [--messages=N] [--connections=M]``. The load comes from
+Postfix's ``smtp-source`` when installed (one process, ``-d``: many messages per connection),
+else from an asyncio client in a separate process. DNS for SPF/DKIM/DMARC goes to a stub on
+127.0.0.1 answering NXDOMAIN (a local caching resolver, as production should have).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+
+SIZES = [(1024, 0.6), (10 * 1024, 0.3), (100 * 1024, 0.1)]  # (bytes, share of messages)
+RECIPIENTS = 10
+
+
+def use_bench_database() -> None:
+    """DATABASE_URL's database with ``_bench_smtp`` appended: created and migrated, never the real one."""
+    import dj_database_url
+    import psycopg
+
+    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:{}/mailsystem".format(
+        os.environ.get("EMBEDDED_PG_PORT", "55432")
+    )
+    name = f"{dj_database_url.parse(url)['NAME']}_bench_smtp"
+    base = url.rsplit("/", 1)[0]
+    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    os.environ["DATABASE_URL"] = f"{base}/{name}"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webmail.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def nxdomain_dns() -> tuple[int, threading.Event]:
+    import dns.message
+    import dns.rcode
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            try:
+                data, addr = sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            response = dns.message.make_response(dns.message.from_wire(data))
+            response.set_rcode(dns.rcode.NXDOMAIN)
+            sock.sendto(response.to_wire(), addr)
+        sock.close()
+
+    threading.Thread(target=run, daemon=True).start()
+    return sock.getsockname()[1], stop
+
+
+def accounts() -> list[str]:
+    from mailcore import store
+    from mailcore.models import Domain, Tenant
+
+    tenant = Tenant.objects.filter(name="Bench").first() or store.tenant_create(name="Bench")
+    if not Domain.objects.filter(name="bench.test").exists():
+        store.domain_create(tenant=tenant, name="bench.test")
+    addresses = [f"user{i}@bench.test" for i in range(RECIPIENTS)]
+    from mailcore.models import Account
+
+    for address in addresses:
+        if not Account.objects.filter(address=address).exists():
+            store.account_create(address=address, password=None, quota_bytes=0)
+    return addresses
+
+
+class LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class BareHandler:
+    async def handle_DATA(self, server, session, envelope) -> str:  # type: ignore[no-untyped-def]
+        return "250 2.0.0 OK"
+
+
+async def start_bare(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractServer:
+    from aiosmtpd.smtp import SMTP
+
+    handler = BareHandler()
+    return await loop.create_server(lambda: SMTP(handler, hostname="bare.test", loop=loop), "127.0.0.1", 0)
+
+
+def load_plan(messages: int, connections: int, recipients: list[str]) -> list[tuple[str, int, int, int]]:
+    """(recipient, size, messages, sessions) per load process: each mailbox gets its own stream,
+    as at a real MX, so per-mailbox row locks do not serialise the whole run."""
+    plan = []
+    streams = len(recipients)
+    for size, share in SIZES:
+        share_streams = max(1, round(streams * share))
+        for k in range(share_streams):
+            count = round(messages * share / share_streams)
+            sessions = max(1, round(connections * share / share_streams))
+            plan.append((recipients[len(plan) % len(recipients)], size, max(1, count), sessions))
+            del k
+    return plan
+
+
+def drive_smtp_source(port: int, messages: int, connections: int, recipients: list[str]) -> tuple[float, int]:
+    plan = load_plan(messages, connections, recipients)
+    started = time.perf_counter()
+    procs = [
+        subprocess.Popen(
+            ["smtp-source", "-d", "-s", str(sessions), "-m", str(count), "-l", str(size), "-f", "carol@example.org",
+             "-t", rcpt, f"127.0.0.1:{port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        for rcpt, size, count, sessions in plan
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=600)
+        if proc.returncode != 0:
+            raise RuntimeError(f"smtp-source failed: {err.decode(errors='replace')}")
+    return time.perf_counter() - started, sum(p[2] for p in plan)
+
+
+async def _client(port: int, jobs: list[bytes], rcpt: str) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+
+    async def reply() -> bytes:
+        while True:
+            line = await reader.readline()
+            if line[3:4] != b"-":
+                if not line.startswith((b"2", b"3")):
+                    raise RuntimeError(line)
+                return line
+
+    await reply()
+    writer.write(b"EHLO bench.client\r\n")
+    await reply()
+    for body in jobs:
+        writer.write(f"MAIL FROM:<carol@example.org>\r\nRCPT TO:<{rcpt}>\r\nDATA\r\n".encode())
+        for _ in range(3):
+            await reply()
+        writer.write(body + b".\r\n")
+        await reply()
+    writer.write(b"QUIT\r\n")
+    await reply()
+    writer.close()
+    await writer.wait_closed()
+
+
+def _asyncio_load(args: tuple[int, int, int, list[str]]) -> None:
+    port, messages, connections, recipients = args
+    bodies = []
+    for size, share in SIZES:
+        line = b"x" * 76 + b"\r\n"
+        body = b"Subject: bench\r\nFrom: carol@example.org\r\n\r\n" + line * max(1, size // len(line))
+        bodies += [body] * max(1, round(messages * share))
+    per = [bodies[i::connections] for i in range(connections)]
+
+    async def run() -> None:
+        await asyncio.gather(*(_client(port, jobs, recipients[i % len(recipients)]) for i, jobs in enumerate(per)))
+
+    asyncio.run(run())
+
+
+def drive_asyncio(port: int, messages: int, connections: int, recipients: list[str]) -> tuple[float, int]:
+    ctx = multiprocessing.get_context("spawn")
+    started = time.perf_counter()
+    proc = ctx.Process(target=_asyncio_load, args=((port, messages, connections, recipients),))
+    proc.start()
+    proc.join(600)
+    if proc.exitcode != 0:
+        raise RuntimeError("load client failed")
+    return time.perf_counter() - started, sum(max(1, round(messages * share)) for _, share in SIZES)
+
+
+def main(argv: list[str]) -> int:
+    quick = "--quick" in argv
+    options = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    messages = int(options.get("messages", 300 if quick else 2000))
+    connections = int(options.get("connections", 10))
+    use_bench_database()
+    from django.conf import settings
+
+    from mailcore.models import Message
+    from mailcore.smtp.handler import DEFAULT_DB_THREADS, executor_close
+    from mailcore.smtp.protocol import Role
+    from mailcore.smtp.server import limits_from_settings, listener_start, listener_stop
+
+    dns_port, dns_stop = nxdomain_dns()
+    settings.DNS_NAMESERVERS = ["127.0.0.1"]
+    settings.DNS_PORT = dns_port
+    import logging
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    recipients = accounts()
+    tool = "smtp-source" if shutil.which("smtp-source") else "asyncio client"
+    drive = drive_smtp_source if tool == "smtp-source" else drive_asyncio
+
+    loop = LoopThread()
+    executor = ThreadPoolExecutor(max_workers=DEFAULT_DB_THREADS, thread_name_prefix="bench-smtp-db")
+    ours = loop.run(listener_start(role=Role.MX, host="127.0.0.1", port=0, executor=executor,
+                                   limits=limits_from_settings(max_messages_per_connection=100000)))
+    bare = loop.run(start_bare(loop.loop))
+    bare_port = bare.sockets[0].getsockname()[1]
+    try:
+        drive(bare_port, max(10, messages // 20), connections, recipients)  # warm-up
+        bare_seconds, sent = drive(bare_port, messages, connections, recipients)
+        before = Message.objects.count()
+        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
+        ours_seconds, _ = drive(ours.port, messages, connections, recipients)
+        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+        stored = Message.objects.count() - before
+    finally:
+        loop.run(listener_stop(ours))
+        bare.close()
+        executor_close(executor, DEFAULT_DB_THREADS)
+        loop.stop()
+        dns_stop.set()
+    bare_rate, ours_rate = sent / bare_seconds, sent / ours_seconds
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"{datetime.now(UTC):%Y-%m-%d}; load: {tool}, {sent} messages (60% 1 KiB, 30% 10 KiB, 10% 100 KiB), "
+          f"{connections} concurrent connections over {len(recipients)} mailboxes")
+    print("| server | messages/s | seconds | stored |")
+    print("|---|---|---|---|")
+    print(f"| bare aiosmtpd (handler answers 250) | {bare_rate:.0f} | {bare_seconds:.2f} | - |")
+    print(f"| our MX (SPF/DKIM/DMARC, PostgreSQL commit) | {ours_rate:.0f} | {ours_seconds:.2f} | {stored} |")
+    print(f"ratio: {ours_rate / bare_rate:.2f} of the bare ceiling; server process CPU during our run: "
+          f"{cpu:.2f} s of {ours_seconds:.2f} s wall ({cpu / ours_seconds * 1000 / sent * ours_seconds:.1f} ms/message)")
+    return 0 if stored == sent else 1

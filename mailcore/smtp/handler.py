@@ -1,0 +1,179 @@
+"""The SMTP server's policy adapter: turns protocol events into store and relay calls.
+
+Blocking work (PostgreSQL, Redis, DNS, password hashing) runs in a thread pool; no transaction
+is ever open across a network wait: the message is complete in memory before the one
+transaction that stores it begins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from django.conf import settings
+from django.db import DatabaseError, InterfaceError, close_old_connections, connections
+
+from mailcore.auth import LoginThrottle, authenticate_mail
+from mailcore.models import Account
+from mailcore.store import RecipientKind, Resolution
+from mailcore.store.errors import MessageTooLarge
+
+from . import policy, replies
+from .authresults import authentication_results, strip_forged_results
+from .trace import TlsInfo, new_queue_id, received_header, return_path_header, with_protocol
+
+if TYPE_CHECKING:
+    from .protocol import MailSMTP, Role
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+AuthOutcome = Literal["ok", "invalid", "throttled"]
+DEFAULT_DB_THREADS = 8
+
+
+HEALTH_CHECK_INTERVAL = 1.0  # seconds between connection checks per worker thread
+_thread_state = threading.local()
+
+
+def _in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    # Django's connection check (CONN_HEALTH_CHECKS: a round trip) at most once a second per
+    # thread rather than per job; a job that failed drops its connection at once.
+    now = time.monotonic()
+    if now - getattr(_thread_state, "checked", 0.0) >= HEALTH_CHECK_INTERVAL:
+        _thread_state.checked = now
+        close_old_connections()
+    try:
+        return fn(*args, **kwargs)
+    except Exception:
+        close_old_connections()
+        raise
+
+
+def executor_close(executor: ThreadPoolExecutor, threads: int, *, timeout: float = 10.0) -> None:
+    """Close every worker thread's database connection, then stop the pool.
+
+    A barrier of ``threads`` parties makes each worker run exactly one closing job.
+    """
+    barrier = threading.Barrier(threads)
+
+    def close_mine() -> None:
+        connections.close_all()
+        try:
+            barrier.wait(timeout)
+        except threading.BrokenBarrierError:
+            pass
+
+    futures = [executor.submit(close_mine) for _ in range(threads)]
+    deadline = time.monotonic() + timeout + 1
+    for future in futures:
+        future.result(timeout=max(0.1, deadline - time.monotonic()))
+    executor.shutdown(wait=True)
+
+
+class MailHandler:
+    """Shared by every connection of one listener."""
+
+    def __init__(self, *, role: Role, executor: ThreadPoolExecutor, hostname: str) -> None:
+        self.role = role
+        self.executor = executor
+        self.hostname = hostname
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(_in_db_thread, fn, *args, **kwargs))
+
+    # --- AUTH -----------------------------------------------------------------------------
+    async def authenticate(self, client_ip: str, login: str, password: str) -> tuple[AuthOutcome, Account | None]:
+        return await self.run(self._authenticate, client_ip, login, password)
+
+    def _authenticate(self, client_ip: str, login: str, password: str) -> tuple[AuthOutcome, Account | None]:
+        throttle = LoginThrottle()
+        if throttle.is_blocked(client_ip, login):
+            return "throttled", None
+        account = authenticate_mail(login, password)
+        if account is None:
+            throttle.record_failure(client_ip, login)
+            return "invalid", None
+        throttle.record_success(client_ip, login)
+        return "ok", account
+
+    # --- envelope -------------------------------------------------------------------------
+    async def mail_from(self, server: MailSMTP, address: str, declared_size: int) -> str:
+        if not self.role.is_submission:
+            return replies.SENDER_OK
+        account = server.mail_session.account
+        if account is None:
+            return replies.AUTH_REQUIRED
+        allowed = await self.run(policy.sender_allowed, account, address) if address else False
+        return replies.SENDER_OK if allowed else replies.SEND_AS_DENIED.format(address=address)
+
+    async def rcpt_to(self, server: MailSMTP, address: str) -> tuple[str, Resolution | None]:
+        if self.role.is_submission:
+            decision = await self.run(policy.submission_recipient_check, address)
+        else:
+            decision = await self.run(
+                policy.mx_recipient_check, address, declared_size=server.mail_envelope.declared_size
+            )
+        return decision.reply, decision.resolution
+
+    # --- the message ----------------------------------------------------------------------
+    async def message(self, server: MailSMTP, raw: bytes) -> str:
+        session, envelope = server.mail_session, server.mail_envelope
+        queue_id = new_queue_id()
+        tls = TlsInfo(**session.tls_info) if session.tls_info else None
+        protocol = with_protocol(
+            extended=session.extended_smtp, tls=tls is not None,
+            authenticated=bool(session.authenticated), smtputf8=envelope.smtp_utf8,
+        )
+        received = received_header(
+            helo=session.host_name or "unknown", client_ip=session.client_ip, by_host=self.hostname,
+            protocol=protocol, queue_id=queue_id, tls=tls,
+            recipient=envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None,
+        )
+        mail_from = envelope.mail_from or ""
+        local = [r for r in envelope.resolutions if r.kind is RecipientKind.LOCAL]
+        remote = [r.address for r in envelope.resolutions if r.kind is RecipientKind.REMOTE]
+        account = session.account
+        try:
+            return await self.run(
+                self._store, raw=raw, received=received, mail_from=mail_from, local=local, remote=remote,
+                account=account, smtputf8=envelope.smtp_utf8, client_ip=session.client_ip,
+                helo=session.host_name or "", queue_id=queue_id,
+            )
+        except Exception:  # noqa: BLE001 - whatever went wrong, nothing was committed
+            log.exception("storing message %s failed", queue_id)
+            return replies.STORAGE_ERROR
+
+    def _store(
+        self, *, raw: bytes, received: str, mail_from: str, local: list[Resolution], remote: list[str],
+        account: Account | None, smtputf8: bool, client_ip: str, helo: str, queue_id: str,
+    ) -> str:
+        prefix = received
+        if not self.role.is_submission:
+            raw = strip_forged_results(raw, self.hostname)
+            # DNS work happens here, before the transaction opens.
+            prefix = authentication_results(
+                authserv_id=self.hostname, ip=client_ip, mail_from=mail_from, helo=helo, raw=raw
+            ) + prefix
+        relay_raw = prefix.encode("utf-8") + raw
+        local_raw = return_path_header(mail_from).encode("utf-8") + relay_raw
+        try:
+            policy.message_accept(
+                local_raw=local_raw, relay_raw=relay_raw, mail_from=mail_from, local=local, remote=remote,
+                account=account, smtputf8=smtputf8,
+            )
+        except policy.MailboxFullAtDelivery as exc:
+            return replies.MAILBOX_FULL.format(address=exc.args[0])
+        except MessageTooLarge:
+            return replies.MESSAGE_TOO_BIG.format(limit=settings.MAX_MESSAGE_SIZE)
+        except (DatabaseError, InterfaceError) as exc:
+            log.warning("storage error for %s: %s", queue_id, exc)
+            return replies.STORAGE_ERROR
+        return replies.QUEUED.format(id=queue_id)

@@ -1,0 +1,83 @@
+"""DNS for the SMTP server: dnspython pointed at ``DNS_NAMESERVERS``/``DNS_PORT`` when set.
+
+Tests run a small DNS server on 127.0.0.1 and point these settings at it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import dns.exception
+import dns.name
+import dns.rdatatype
+import dns.resolver
+from django.conf import settings
+
+LOOKUP_LIFETIME = 5.0
+CACHE_SIZE = 10000
+
+
+class DnsTempError(Exception):
+    """The DNS did not answer (timeout, SERVFAIL): results are temporary errors."""
+
+
+_CACHES: dict[tuple[tuple[str, ...], int], dns.resolver.LRUCache] = {}
+_CACHES_LOCK = threading.Lock()
+
+
+def _shared_cache(nameservers: list[str], port: int) -> dns.resolver.LRUCache:
+    """One answer cache per DNS configuration, shared by every thread (dnspython's cache is
+    thread-safe, honours TTLs and keeps NXDOMAIN/NODATA answers too)."""
+    key = (tuple(nameservers), port)
+    with _CACHES_LOCK:
+        cache = _CACHES.get(key)
+        if cache is None:
+            cache = _CACHES[key] = dns.resolver.LRUCache(max_size=CACHE_SIZE)
+        return cache
+
+
+_RESOLVERS: dict[tuple[tuple[str, ...], int], dns.resolver.Resolver] = {}
+
+
+def make_resolver() -> dns.resolver.Resolver:
+    """The shared resolver for the current settings (dnspython resolvers are thread-safe to
+    query; building one per lookup costs more than the cached lookup itself)."""
+    key = (tuple(settings.DNS_NAMESERVERS), int(settings.DNS_PORT))
+    resolver = _RESOLVERS.get(key)
+    if resolver is None:
+        resolver = _RESOLVERS[key] = _new_resolver()
+    return resolver
+
+
+def _new_resolver() -> dns.resolver.Resolver:
+    nameservers = list(settings.DNS_NAMESERVERS)
+    if nameservers:
+        resolver = dns.resolver.Resolver(configure=False)
+        resolver.nameservers = nameservers
+        resolver.port = int(settings.DNS_PORT)
+    else:
+        try:
+            resolver = dns.resolver.Resolver()
+        except dns.resolver.NoResolverConfiguration:
+            resolver = dns.resolver.Resolver(configure=False)
+            resolver.nameservers = ["127.0.0.1"]
+    resolver.cache = _shared_cache([str(n) for n in resolver.nameservers], int(resolver.port))
+    resolver.lifetime = LOOKUP_LIFETIME
+    resolver.timeout = LOOKUP_LIFETIME / 2
+    return resolver
+
+
+def lookup(name: str, rdtype: str) -> list[dns.rdata.Rdata]:
+    """Records of ``rdtype`` at ``name``; [] when there are none; DnsTempError when DNS fails."""
+    try:
+        answer = make_resolver().resolve(name, rdtype, search=False, raise_on_no_answer=False)
+    except (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer, dns.name.EmptyLabel, dns.name.LabelTooLong):
+        return []
+    except (dns.exception.Timeout, dns.resolver.NoNameservers) as exc:
+        raise DnsTempError(str(exc)) from None
+    return list(answer)
+
+
+def txt_records(name: str) -> list[bytes]:
+    """Each TXT record at ``name`` with its strings joined (RFC 7208 §3.3)."""
+    return [b"".join(r.strings) for r in lookup(name, "TXT")]  # type: ignore[attr-defined]

@@ -1,0 +1,112 @@
+"""SMTP listeners: MX (``SMTP_PORT``), submission with STARTTLS (``SUBMISSION_PORT``) and
+submission over implicit TLS (``SMTPS_PORT``). Port 0 in the settings means "do not open".
+
+:func:`listener_start` opens one listener on any host/port (tests use ephemeral ports);
+:func:`serve` opens the three from the settings for ``manage.py runmail``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from mailcore.net.tls import server_context
+
+from .handler import DEFAULT_DB_THREADS, MailHandler, executor_close
+from .protocol import Limits, MailSMTP, Role
+
+
+def limits_from_settings(**overrides: object) -> Limits:
+    values: dict[str, object] = {
+        "max_message_size": int(settings.MAX_MESSAGE_SIZE),
+        "max_recipients": int(settings.MAX_RECIPIENTS),
+    }
+    values.update(overrides)
+    return Limits(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Listener:
+    role: Role
+    server: asyncio.AbstractServer
+    host: str
+    port: int
+    proxy_protocol: bool
+    connections: weakref.WeakSet[MailSMTP] = field(default_factory=weakref.WeakSet)
+
+    def describe(self) -> str:
+        proxy = " (PROXY protocol)" if self.proxy_protocol else ""
+        return f"smtp {self.role.value} listening on {self.host}:{self.port}{proxy}"
+
+
+async def listener_start(
+    *,
+    role: Role,
+    host: str,
+    port: int,
+    executor: ThreadPoolExecutor,
+    limits: Limits | None = None,
+    proxy_protocol: bool | None = None,
+    hostname: str | None = None,
+) -> Listener:
+    loop = asyncio.get_running_loop()
+    name = hostname or settings.MAIL_HOSTNAME
+    handler = MailHandler(role=role, executor=executor, hostname=name)
+    limits = limits or limits_from_settings()
+    if proxy_protocol is None:
+        proxy_protocol = role.value in settings.PROXY_PROTOCOL_LISTENERS
+    tls = server_context()
+
+    connections: weakref.WeakSet[MailSMTP] = weakref.WeakSet()
+
+    def factory() -> MailSMTP:
+        protocol = MailSMTP(
+            handler, role=role, limits=limits, hostname=name, tls_context=tls, proxy_protocol=proxy_protocol, loop=loop
+        )
+        connections.add(protocol)
+        return protocol
+
+    server = await loop.create_server(factory, host=host, port=port)
+    bound = server.sockets[0].getsockname()[1] if server.sockets else port
+    return Listener(
+        role=role, server=server, host=host, port=bound, proxy_protocol=proxy_protocol, connections=connections
+    )
+
+
+async def listener_stop(listener: Listener) -> None:
+    """Stop accepting, then drop the connections still open (a client retries what was not 250)."""
+    listener.server.close()
+    for protocol in list(listener.connections):
+        protocol.abort()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(listener.server.wait_closed(), 5)
+
+
+def ports_from_settings() -> list[tuple[Role, int]]:
+    return [
+        (Role.MX, int(settings.SMTP_PORT)),
+        (Role.SUBMISSION, int(settings.SUBMISSION_PORT)),
+        (Role.SUBMISSIONS, int(settings.SMTPS_PORT)),
+    ]
+
+
+async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
+    aiosmtpd_log = logging.getLogger("mail.log")
+    if aiosmtpd_log.level == logging.NOTSET:
+        aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
+    executor = ThreadPoolExecutor(max_workers=DEFAULT_DB_THREADS, thread_name_prefix="smtp-db")
+    stack.callback(executor_close, executor, DEFAULT_DB_THREADS)
+    lines = []
+    for role, port in ports_from_settings():
+        if port == 0:
+            continue
+        listener = await listener_start(role=role, host=settings.MAIL_BIND, port=port, executor=executor)
+        stack.push_async_callback(listener_stop, listener)
+        lines.append(listener.describe())
+    return lines

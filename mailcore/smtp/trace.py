@@ -1,0 +1,64 @@
+"""Trace headers: ``Received:`` (RFC 5321 §4.4) and ``Return-Path:`` (at final delivery)."""
+
+from __future__ import annotations
+
+import datetime
+import email.utils
+import re
+import secrets
+from dataclasses import dataclass
+
+_UNSAFE = re.compile(r"[^\x21-\x7e]|[()\\]")
+
+
+@dataclass
+class TlsInfo:
+    version: str
+    cipher: str
+    bits: int
+
+
+def _clean(text: str) -> str:
+    """HELO names and the like, made safe to sit inside a header comment."""
+    return _UNSAFE.sub("?", text)[:255] or "unknown"
+
+
+def with_protocol(*, extended: bool, tls: bool, authenticated: bool, smtputf8: bool) -> str:
+    """The ``with`` keyword (RFC 3848, RFC 6531 §3.7.3)."""
+    if not extended:
+        return "SMTP"
+    base = "UTF8SMTP" if smtputf8 else "ESMTP"
+    return base + ("S" if tls else "") + ("A" if authenticated else "")
+
+
+def new_queue_id() -> str:
+    return secrets.token_hex(6).upper()
+
+
+def received_header(
+    *,
+    helo: str,
+    client_ip: str,
+    by_host: str,
+    protocol: str,
+    queue_id: str,
+    tls: TlsInfo | None,
+    recipient: str | None,
+    date: float | None = None,
+) -> str:
+    literal = f"IPv6:{client_ip}" if ":" in client_ip else client_ip  # RFC 5321 §4.1.3
+    lines = [f"Received: from {_clean(helo)} ([{literal}])", f"by {_clean(by_host)} (mailsystem) with {protocol} id {queue_id}"]
+    if tls is not None:
+        lines.append(f"(using {_clean(tls.version)} with cipher {_clean(tls.cipher)} ({tls.bits} bits))")
+    moment = datetime.datetime.fromtimestamp(date, datetime.UTC) if date else datetime.datetime.now(datetime.UTC)
+    stamp = email.utils.format_datetime(moment)
+    if recipient and "\r" not in recipient and "\n" not in recipient:
+        lines.append(f"for <{recipient}>; {stamp}")
+    else:
+        lines[-1] += ";"
+        lines.append(stamp)
+    return "\r\n\t".join(lines) + "\r\n"
+
+
+def return_path_header(mail_from: str) -> str:
+    return f"Return-Path: <{mail_from}>\r\n"
