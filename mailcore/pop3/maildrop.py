@@ -115,8 +115,8 @@ class MaildropLock:
             params.pop(key, None)
         conn = await psycopg.AsyncConnection.connect(**params, autocommit=True, connect_timeout=10)
         try:
-            key = (account_id & 0x7FFFFFFF) - (account_id & 0x80000000)
-            cur = await conn.execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)", [LOCK_NAMESPACE, key])
+            lock_key = (account_id & 0x7FFFFFFF) - (account_id & 0x80000000)
+            cur = await conn.execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)", [LOCK_NAMESPACE, lock_key])
             row = await cur.fetchone()
         except BaseException:
             await conn.close()
