@@ -26,6 +26,7 @@ READ_SIZE = 64 * 1024
 MAX_DISCARD = 64 * 1024  # bytes of one overlong line thrown away before the connection is closed
 DB_WORKERS = 8
 CLOSE_GRACE = 5.0
+TLS_HANDSHAKE_TIMEOUT = 30.0
 
 
 class LineTooLong(Exception):
@@ -70,6 +71,11 @@ class LineReader:
             self.buffer += chunk
 
 
+def _stream_buffered(reader: asyncio.StreamReader) -> int:
+    # StreamReader has no public way to ask what it holds unread.
+    return len(getattr(reader, "_buffer", b""))
+
+
 class Pop3Service:
     """POP3 listeners sharing one database executor; :meth:`aclose` stops them all."""
 
@@ -100,6 +106,7 @@ class Pop3Service:
         )
         self.servers: list[asyncio.Server] = []
         self.connections: set[asyncio.Task[None]] = set()
+        self.sessions: set[Session] = set()
 
     def _worker_started(self) -> None:
         with self._workers_lock:
@@ -118,9 +125,11 @@ class Pop3Service:
             finally:
                 self.connections.discard(task)
 
-        server = await asyncio.start_server(
-            accept, host, port, ssl=self.ssl_context if implicit_tls else None, ssl_handshake_timeout=30
-        )
+        if implicit_tls:
+            server = await asyncio.start_server(accept, host, port, ssl=self.ssl_context,
+                                                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        else:
+            server = await asyncio.start_server(accept, host, port)
         self.servers.append(server)
         return server
 
@@ -137,6 +146,7 @@ class Pop3Service:
             limits=self.limits,
         )
         lines = LineReader(reader, self.limits.max_line)
+        self.sessions.add(session)
         try:
             await self._send(writer, session.greeting())
             while True:
@@ -151,15 +161,20 @@ class Pop3Service:
                     if line is None:
                         break
                     reply = await session.handle_line(line)
-                if reply.action is Action.STARTTLS and lines.buffer:
-                    await self._send(writer, err("nothing may follow STLS before the TLS handshake; closing"))
-                    break
+                if reply.action is Action.STARTTLS:
+                    # Stop reading before "+OK" so the ClientHello cannot land in the plaintext
+                    # buffer, and refuse plaintext pipelined after STLS (CVE-2011-0411): it would
+                    # otherwise be read as if it had come over TLS.
+                    writer.transport.pause_reading()
+                    if lines.buffer or _stream_buffered(reader):
+                        await self._send(writer, err("nothing may follow STLS before the TLS handshake; closing"))
+                        break
                 await self._send(writer, reply)
                 if reply.action is Action.CLOSE:
                     break
                 if reply.action is Action.STARTTLS:
                     assert self.ssl_context is not None
-                    await writer.start_tls(self.ssl_context, ssl_handshake_timeout=30)
+                    await writer.start_tls(self.ssl_context, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
                     session.tls_started()
         except LineFlood:
             with contextlib.suppress(Exception):
@@ -169,6 +184,7 @@ class Pop3Service:
         finally:
             try:
                 await session.close()
+                self.sessions.discard(session)  # kept if cancelled: aclose releases its lock
             finally:
                 writer.close()
                 with contextlib.suppress(Exception):
@@ -185,10 +201,16 @@ class Pop3Service:
     async def aclose(self) -> None:
         for server in self.servers:
             server.close()
+        if self.connections:
+            # Sessions whose clients are leaving end by themselves (and release their locks);
+            # the rest are cancelled after a grace period.
+            await asyncio.wait(list(self.connections), timeout=CLOSE_GRACE)
         for task in list(self.connections):
             task.cancel()
         if self.connections:
             await asyncio.wait(list(self.connections), timeout=CLOSE_GRACE)
+        for session in list(self.sessions):
+            await session.release_lock()
         for server in self.servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), CLOSE_GRACE)

@@ -91,7 +91,7 @@ async def _lines(lines: list[str]) -> AsyncIterator[bytes]:
 Handler = Callable[["Session", Command], Awaitable[Reply]]
 
 
-@dataclass
+@dataclass(eq=False)
 class Session:
     maildrop: Maildrop
     client_ip: str
@@ -169,9 +169,9 @@ class Session:
         except Exception:
             log.exception("POP3: marking retrieved messages seen failed")
         finally:
-            await self._release()
+            await self.release_lock()
 
-    async def _release(self) -> None:
+    async def release_lock(self) -> None:
         lock, self._lock = self._lock, None
         if lock is not None:
             await lock.release()
@@ -411,7 +411,7 @@ class Session:
             return err("some deleted messages not removed", CODE_SYS_TEMP, Action.CLOSE)
         finally:
             self._closed = True
-            await self._release()
+            await self.release_lock()
         return Reply(f"+OK {self.hostname} POP3 signing off ({removed} messages removed)".encode() + CRLF,
                      action=Action.CLOSE)
 
