@@ -165,7 +165,9 @@ class Pop3Service:
                     # Stop reading before "+OK" so the ClientHello cannot land in the plaintext
                     # buffer, and refuse plaintext pipelined after STLS (CVE-2011-0411): it would
                     # otherwise be read as if it had come over TLS.
-                    writer.transport.pause_reading()
+                    transport = writer.transport
+                    assert isinstance(transport, asyncio.Transport)
+                    transport.pause_reading()
                     if lines.buffer or _stream_buffered(reader):
                         await self._send(writer, err("nothing may follow STLS before the TLS handshake; closing"))
                         break
