@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import redis
 
-from mailcore.models import Account
 from mailcore.net.tls import server_context
 from mailcore.pop3.server import Pop3Service
 from tests.conftest import PASSWORD
@@ -95,15 +94,6 @@ def login(port: int, address: str = "alice@a.test", password: str = PASSWORD) ->
     client.user(address)
     client.pass_(password)
     return client
-
-
-@pytest.fixture
-def alice_pop(pop3: RunningPop3, alice: Account) -> Iterator[poplib.POP3]:
-    client = login(pop3.port)
-    try:
-        yield client
-    finally:
-        close(client)
 
 
 def close(client: poplib.POP3) -> None:

@@ -86,4 +86,3 @@ def test_fetchmail_downloads_and_deletes_500_messages_byte_for_byte(
 
     assert Folder.objects.get(account=alice, name="INBOX").total_count == 0
     assert not Message.objects.filter(account=alice).exists()
-    assert store is not None
