@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,13 @@ def test_fetchmail_downloads_and_deletes_500_messages_byte_for_byte(
     )
     rc.chmod(0o600)
     env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+    started = time.monotonic()
     result = subprocess.run(
         [FETCHMAIL, "-f", str(rc), "--pidfile", str(tmp_path / "pid"), "--idfile", str(tmp_path / "ids"),
          "--nodetach", "-v"],
         capture_output=True, env=env, timeout=300, check=False,
     )
+    print(f"fetchmail fetched and deleted {COUNT} messages in {time.monotonic() - started:.2f} s")
     log = (result.stdout + result.stderr).decode("utf-8", "replace")
     assert result.returncode == 0, log[-4000:]
 
