@@ -183,6 +183,10 @@ class Pop3Service:
                 await self._send(writer, err("line too long; closing"))
         except (ConnectionError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError) as exc:
             log.debug("POP3 connection from %s ended: %r", client_ip, exc)
+        except Exception:
+            # E.g. the database failing half-way through a RETR: the reply cannot be finished
+            # correctly, so the connection is closed (nothing is deleted).
+            log.exception("POP3 connection from %s failed", client_ip)
         finally:
             try:
                 await session.close()
