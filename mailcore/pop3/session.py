@@ -125,6 +125,8 @@ class Session:
         self._user = None
 
     def line_too_long(self) -> Reply:
+        self.commands += 1
+        self._sasl_pending = False
         return self._bad("line too long")
 
     def idle_timeout(self) -> float:

@@ -134,3 +134,11 @@ def test_closing_a_session_that_never_logged_in_is_harmless(maildrop: Maildrop) 
     session = Session(maildrop, client_ip="127.0.0.1")
     run(session.close())
     run(session.close())
+
+
+def test_an_overlong_sasl_response_ends_the_exchange(maildrop: Maildrop, alice: Account) -> None:
+    session = Session(maildrop, client_ip="127.0.0.1", allow_plaintext_on_loopback=True)
+    assert run(feed(session, b"AUTH PLAIN\r\n"))[0][0] == b"+ \r\n"
+    assert session.line_too_long().line == b"-ERR line too long\r\n"
+    [(line, _, _)] = run(feed(session, b"CAPA\r\n"))
+    assert line.startswith(b"+OK")  # a command again, not taken as the SASL response
