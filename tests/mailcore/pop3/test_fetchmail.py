@@ -1,4 +1,4 @@
-"""A real client: fetchmail downloads 500 messages over POP3S and deletes them.
+"""A real client: fetchmail downloads 500 messages over POP3S, or POP3 with STLS, and deletes them.
 
 fetchmail hands each message to an MDA command that writes it to a file of its own. To get
 the bytes as sent, it runs with ``invisible`` (no Received: header of its own), ``no rewrite``
@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -40,9 +41,13 @@ def message_number(i: int) -> bytes:
 
 
 @pytest.mark.skipif(FETCHMAIL is None, reason="fetchmail is not installed (Debian package fetchmail)")
+@pytest.mark.parametrize("transport", ["pop3s", "stls"])
 def test_fetchmail_downloads_and_deletes_500_messages_byte_for_byte(
-    pop3: RunningPop3, alice: Account, tmp_path: Path
+    pop3_start: Callable[..., RunningPop3], alice: Account, tmp_path: Path, transport: str
 ) -> None:
+    # Plaintext login is refused on loopback too: the STLS run must really upgrade.
+    pop3 = pop3_start(allow_plaintext_on_loopback=False, leave_on_server=False)
+    port, tls_options = (pop3.tls_port, "ssl") if transport == "pop3s" else (pop3.port, "sslproto tls1.2+")
     delivered = {}
     for i in range(COUNT):
         raw = message_number(i)
@@ -58,9 +63,9 @@ def test_fetchmail_downloads_and_deletes_500_messages_byte_for_byte(
     rc = tmp_path / "fetchmailrc"
     rc.write_text(
         "set no syslog\nset invisible\n"
-        f"poll 127.0.0.1 with proto POP3 port {pop3.tls_port} timeout 60\n"
+        f"poll 127.0.0.1 with proto POP3 port {port} timeout 60\n"
         f'  user "alice@a.test" there with password "{PASSWORD}" is "{os.environ.get("USER", "root")}" here\n'
-        f"  options ssl no sslcertck fetchall no keep no rewrite no stripcr no forcecr no mimedecode\n"
+        f"  options {tls_options} no sslcertck fetchall no keep no rewrite no stripcr no forcecr no mimedecode\n"
         f'  mda "{mda}"\n'
     )
     rc.chmod(0o600)
@@ -71,7 +76,7 @@ def test_fetchmail_downloads_and_deletes_500_messages_byte_for_byte(
          "--nodetach", "-v"],
         capture_output=True, env=env, timeout=300, check=False,
     )
-    print(f"fetchmail fetched and deleted {COUNT} messages in {time.monotonic() - started:.2f} s")
+    print(f"fetchmail ({transport}) fetched and deleted {COUNT} messages in {time.monotonic() - started:.2f} s")
     log = (result.stdout + result.stderr).decode("utf-8", "replace")
     assert result.returncode == 0, log[-4000:]
 

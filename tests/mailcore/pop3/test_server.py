@@ -44,8 +44,9 @@ def wait_until(predicate, timeout: float = 5.0) -> bool:  # type: ignore[no-unty
 class RawClient:
     """A line-level client for what poplib cannot send."""
 
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port: int, source: str | None = None) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                             source_address=(source, 0) if source else None)
         self.file = self.sock.makefile("rb")
         self.greeting = self.file.readline()
 
@@ -142,6 +143,27 @@ def test_login_throttle_refuses_with_sys_temp_past_the_limit(pop3: RunningPop3, 
             client.pass_(PASSWORD)  # the right password does not help while blocked
     finally:
         close(client)
+
+
+def test_login_throttle_counts_per_account_across_client_addresses(pop3: RunningPop3, alice: Account,
+                                                                   bob: Account, settings) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(settings.AUTH_FAILURE_LIMIT):
+        client = RawClient(pop3.port, source="127.0.0.1")
+        client.command("USER alice@a.test")
+        assert client.command("PASS wrong").startswith(b"-ERR [AUTH]")
+        client.close()
+    elsewhere = RawClient(pop3.port, source="127.0.0.2")
+    try:
+        elsewhere.command("USER alice@a.test")
+        assert elsewhere.command(f"PASS {PASSWORD}").startswith(b"-ERR [SYS/TEMP]")
+    finally:
+        elsewhere.close()
+    elsewhere = RawClient(pop3.port, source="127.0.0.2")
+    try:
+        elsewhere.command("USER bob@b.test")
+        assert elsewhere.command(f"PASS {PASSWORD}").startswith(b"+OK")
+    finally:
+        elsewhere.close()
 
 
 def test_pass_without_user_is_refused(pop3: RunningPop3, alice: Account) -> None:
@@ -264,6 +286,21 @@ def test_second_session_on_the_same_mailbox_gets_in_use(pop3: RunningPop3, alice
         second.quit()
     finally:
         close(first)
+        close(second)
+
+
+def test_the_lock_holds_across_separate_services(pop3_start, alice: Account) -> None:  # type: ignore[no-untyped-def]
+    # Two services with nothing shared but PostgreSQL, as two runmail processes would be.
+    one = pop3_start(allow_plaintext_on_loopback=True)
+    two = pop3_start(allow_plaintext_on_loopback=True)
+    first = login(one.port)
+    second = connect(two.port)
+    try:
+        second.user("alice@a.test")
+        with pytest.raises(poplib.error_proto, match=r"-ERR \[IN-USE\]"):
+            second.pass_(PASSWORD)
+    finally:
+        first.quit()
         close(second)
 
 
