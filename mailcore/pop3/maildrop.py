@@ -23,9 +23,8 @@ from django.db import close_old_connections, connection, connections
 
 from mailcore import store
 from mailcore.auth import LoginThrottle, authenticate_mail
-from mailcore.models import Account, Blob, Folder, FolderEntry
+from mailcore.models import Account, Folder, FolderEntry
 
-from .wire import wire_size
 
 log = logging.getLogger(__name__)
 
@@ -210,9 +209,7 @@ def _snapshot(account: Account) -> Snapshot:
         sizes = {blob_id: _wire_sizes[blob_id] for _, _, blob_id, _ in rows if blob_id in _wire_sizes}
     missing = sorted({blob_id for _, _, blob_id, _ in rows} - sizes.keys())
     if missing:
-        computed = {}
-        for blob_id, data in Blob.objects.filter(pk__in=missing).values_list("pk", "data").iterator(chunk_size=20):
-            computed[blob_id] = wire_size(bytes(data))
+        computed = blob_wire_sizes(missing)
         with _wire_sizes_lock:
             if len(_wire_sizes) + len(computed) > SIZE_CACHE_LIMIT:
                 _wire_sizes.clear()
@@ -224,6 +221,27 @@ def _snapshot(account: Account) -> Snapshot:
         if blob_id in sizes
     ]
     return Snapshot(folder=folder, entries=entries)
+
+
+# wire_size() computed inside PostgreSQL, so that a big mailbox's bytes are not shipped to us
+# just to be counted. encode(data, 'escape') keeps CR and LF as they are and writes any other
+# byte as itself, as a doubled backslash or as a backslash and three octal digits, none of
+# which contains CR or LF; so counting LF and CRLF in that text counts them in the blob.
+_WIRE_SIZE_SQL = """
+    SELECT id, octet_length(data) + (octet_length(t) - octet_length(replace(t, E'\\n', '')))
+                    - (octet_length(t) - octet_length(replace(t, E'\\r\\n', ''))) / 2
+    FROM (SELECT id, data, encode(data, 'escape') AS t FROM mailcore_blob WHERE id = ANY(%s)) AS b
+"""
+
+
+def blob_wire_sizes(blob_ids: list[int]) -> dict[int, int]:
+    """``wire_size`` of each blob, by id, computed by PostgreSQL."""
+    sizes: dict[int, int] = {}
+    for start in range(0, len(blob_ids), 100):
+        with connection.cursor() as cur:
+            cur.execute(_WIRE_SIZE_SQL, [blob_ids[start:start + 100]])
+            sizes.update((int(blob_id), int(size)) for blob_id, size in cur.fetchall())
+    return sizes
 
 
 def _read_chunk(account_id: int, message_id: int, offset: int, length: int) -> bytes | None:

@@ -142,3 +142,26 @@ def test_an_overlong_sasl_response_ends_the_exchange(maildrop: Maildrop, alice: 
     assert session.line_too_long().line == b"-ERR line too long\r\n"
     [(line, _, _)] = run(feed(session, b"CAPA\r\n"))
     assert line.startswith(b"+OK")  # a command again, not taken as the SASL response
+
+
+def test_postgresql_counts_wire_sizes_exactly_like_python(alice: Account) -> None:
+    from mailcore.models import Message
+    from mailcore.pop3.maildrop import blob_wire_sizes
+    from mailcore.pop3.wire import wire_size
+
+    every_byte = bytes(range(256))
+    bodies = [
+        b"plain\r\ntext\r\n",
+        b"bare\nlf\nonly\n",
+        b"mixed\r\nand\nbare \r cr\r\r\n\n\r\n",
+        b"back\\slash \\\\ and \\012 octal-looking\n",
+        every_byte * 3 + b"\r\n" + every_byte[::-1],
+        b"no final newline",
+    ]
+    raws = [b"Subject: sizes\r\nFrom: a@example.org\n\n" + body for body in bodies]
+    for raw in raws:
+        store.message_deliver(raw=raw, recipients=["alice@a.test"])
+    blobs = dict(Message.objects.filter(account=alice).values_list("blob_id", "blob__data"))
+    assert len(blobs) == len(raws)
+    assert blob_wire_sizes(list(blobs)) == {blob_id: wire_size(bytes(data)) for blob_id, data in blobs.items()}
+    assert sorted(wire_size(bytes(d)) for d in blobs.values()) == sorted(wire_size(r) for r in raws)
