@@ -25,7 +25,6 @@ from mailcore import store
 from mailcore.auth import LoginThrottle, authenticate_mail
 from mailcore.models import Account, Folder, FolderEntry
 
-
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -112,7 +111,15 @@ class MaildropLock:
         params: dict[str, Any] = dict(connection.get_connection_params())
         for key in ("cursor_factory", "context", "prepare_threshold"):
             params.pop(key, None)
-        conn = await psycopg.AsyncConnection.connect(**params, autocommit=True, connect_timeout=10)
+        connecting = asyncio.ensure_future(
+            psycopg.AsyncConnection.connect(**params, autocommit=True, connect_timeout=10)
+        )
+        try:
+            conn = await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            # Cancelled mid-connect (the server shutting down): close what the connect makes.
+            connecting.add_done_callback(_close_when_connected)
+            raise
         try:
             lock_key = (account_id & 0x7FFFFFFF) - (account_id & 0x80000000)
             cur = await conn.execute("SELECT pg_try_advisory_lock(%s::int4, %s::int4)", [LOCK_NAMESPACE, lock_key])
@@ -128,6 +135,11 @@ class MaildropLock:
     async def release(self) -> None:
         # Closing the connection releases every session lock it holds.
         await self._conn.close()
+
+
+def _close_when_connected(task: asyncio.Future[psycopg.AsyncConnection[Any]]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        asyncio.ensure_future(task.result().close())
 
 
 class Maildrop:
@@ -255,7 +267,7 @@ def _read_chunk(account_id: int, message_id: int, offset: int, length: int) -> b
     return None if row is None else bytes(row[0])
 
 
-def close_worker_connections(executor: ThreadPoolExecutor, workers: int, timeout: float = 10.0) -> None:
+def close_worker_connections(executor: ThreadPoolExecutor, workers: int, timeout: float = 60.0) -> None:
     """Close the Django connections of every worker thread (one task per thread, by a barrier)."""
     if workers <= 0:
         return

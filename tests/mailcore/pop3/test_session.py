@@ -116,10 +116,16 @@ def test_user_before_tls_from_a_remote_client_is_refused_with_auth_code(maildrop
 def test_sasl_continuation_takes_the_next_line_whatever_it_is(maildrop: Maildrop, alice: Account) -> None:
     session = Session(maildrop, client_ip="127.0.0.1", allow_plaintext_on_loopback=True)
     token = base64.b64encode(f"\0alice@a.test\0{PASSWORD}".encode())
-    replies = run(feed(session, b"AUTH PLAIN\r\n", token + b"\r\n"))
+
+    async def scenario() -> list[tuple[bytes, bytes, Action]]:
+        try:  # the lock's connection belongs to this event loop: close it in the same one
+            return await feed(session, b"AUTH PLAIN\r\n", token + b"\r\n")
+        finally:
+            await session.close()
+
+    replies = run(scenario())
     assert replies[0][0] == b"+ \r\n"
     assert replies[1][0].startswith(b"+OK logged in")
-    run(session.close())
 
 
 def test_bad_commands_are_counted_and_the_last_one_closes(maildrop: Maildrop) -> None:
