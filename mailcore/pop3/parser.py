@@ -2,8 +2,9 @@
 
 RFC 2449 §4: keywords are 3-4 characters, case-insensitive; arguments are up to 40
 characters, separated by single spaces; a command line is at most 255 octets with the CRLF.
-Two exceptions follow the practice of deployed servers: ``PASS`` takes the rest of the line
-(passwords may contain spaces), and a SASL response line (RFC 5034) may be longer.
+Exceptions follow the practice of deployed servers: ``PASS`` takes the rest of the line
+(passwords may contain spaces), ``USER`` may name an address longer than 40 characters, and a
+SASL line (RFC 5034) may be longer than 255 octets.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ MAX_ARGUMENT = 40  # RFC 2449 §4
 MAX_ARGUMENTS = 4
 
 REST_OF_LINE = frozenset({"PASS"})
+# Addresses are often longer than 40 characters; USER is bounded by the line length only.
+LONG_ARGUMENTS = frozenset({"AUTH", "USER"})
 LONG_LINE = frozenset({"AUTH", "PASS"})
 
 
@@ -60,7 +63,7 @@ def parse_command(line: bytes) -> Command:
         raise ParseError("arguments are separated by single spaces")
     if len(args) > MAX_ARGUMENTS:
         raise ParseError("too many arguments")
-    if name != "AUTH" and any(len(a) > MAX_ARGUMENT for a in args):
+    if name not in LONG_ARGUMENTS and any(len(a) > MAX_ARGUMENT for a in args):
         raise ParseError("argument too long")
     return Command(name, args)
 

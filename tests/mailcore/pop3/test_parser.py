@@ -37,7 +37,8 @@ def test_commands_parse_into_upper_case_names_and_arguments(line: bytes, expecte
     (b"LIST  1\r\n", "single spaces"),
     (b"LIST 1 \r\n", "single spaces"),
     (b"RETR 1 2 3 4 5\r\n", "too many arguments"),
-    (b"USER " + b"x" * 41 + b"\r\n", "argument too long"),
+    (b"APOP " + b"x" * 41 + b" digest\r\n", "argument too long"),
+    (b"USER " + b"x" * 251 + b"\r\n", "too long"),
     (b"NOOP " + b"x" * MAX_COMMAND_LINE + b"\r\n", "too long"),
     (b"AUTH PLAIN " + b"A" * 3000 + b"\r\n", "too long"),
     (b"USER a\x00b\r\n", "control characters"),
@@ -49,6 +50,11 @@ def test_commands_parse_into_upper_case_names_and_arguments(line: bytes, expecte
 def test_malformed_lines_raise_parse_error(line: bytes, message: str) -> None:
     with pytest.raises(ParseError, match=message):
         parse_command(line)
+
+
+def test_user_may_name_an_address_longer_than_40_characters() -> None:
+    address = "firstname.lastname@engineering.example-company.example"
+    assert parse_command(f"USER {address}\r\n".encode()).args == [address]
 
 
 def test_a_line_of_exactly_255_octets_with_crlf_is_accepted() -> None:
