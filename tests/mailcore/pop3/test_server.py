@@ -734,3 +734,42 @@ def test_quit_publishes_an_expunge_event_for_imap_and_the_web(pop3: RunningPop3,
     finally:
         pubsub.close()
         listener.close()
+
+
+def test_serve_opens_pop3_and_pop3s_on_mail_bind_for_runmail(settings) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import contextlib
+    import re
+
+    from mailcore.pop3.server import serve
+
+    settings.MAIL_BIND, settings.POP3_PORT, settings.POP3S_PORT = "127.0.0.1", 0, 0
+
+    async def main() -> list[bytes]:
+        greetings = []
+        async with contextlib.AsyncExitStack() as stack:
+            lines = await serve(stack)
+            assert [line.split()[0] for line in lines] == ["pop3", "pop3s"]
+            for line, tls in zip(lines, (None, client_tls_context()), strict=True):
+                port = int(re.search(r"127\.0\.0\.1:(\d+)", line).group(1))  # type: ignore[union-attr]
+                reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=tls)
+                greetings.append(await asyncio.wait_for(reader.readline(), 10))
+                writer.write(b"QUIT\r\n")
+                greetings.append(await asyncio.wait_for(reader.readline(), 10))
+                writer.close()
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
+        return greetings
+
+    greetings = asyncio.run(main())
+    assert all(g.startswith(b"+OK") for g in greetings) and len(greetings) == 4
+
+
+def test_leave_on_server_follows_the_setting_by_default(pop3_start, alice: Account, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.POP3_LEAVE_ON_SERVER = True
+    pop3 = pop3_start(allow_plaintext_on_loopback=True)
+    deliver(make_message())
+    client = login(pop3.port)
+    client.dele(1)
+    client.quit()
+    assert inbox(alice).total_count == 1 and Message.objects.get(account=alice).seen
