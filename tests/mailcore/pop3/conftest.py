@@ -23,6 +23,7 @@ class RunningPop3:
     service: Pop3Service
     port: int
     tls_port: int
+    loop: asyncio.AbstractEventLoop
 
 
 class ServerThread:
@@ -39,7 +40,8 @@ class ServerThread:
             self.services.append(service)
             plain = await service.listen("127.0.0.1", 0)
             tls = await service.listen("127.0.0.1", 0, implicit_tls=True)
-            return RunningPop3(service, plain.sockets[0].getsockname()[1], tls.sockets[0].getsockname()[1])
+            return RunningPop3(service, plain.sockets[0].getsockname()[1], tls.sockets[0].getsockname()[1],
+                               self.loop)
 
         return asyncio.run_coroutine_threadsafe(open_service(), self.loop).result(timeout=10)
 

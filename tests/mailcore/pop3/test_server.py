@@ -773,3 +773,19 @@ def test_leave_on_server_follows_the_setting_by_default(pop3_start, alice: Accou
     client.dele(1)
     client.quit()
     assert inbox(alice).total_count == 1 and Message.objects.get(account=alice).seen
+
+
+def test_ipv6_loopback_client_counts_as_loopback(pop3: RunningPop3, alice: Account) -> None:
+    import asyncio
+
+    async def listen() -> int:
+        server = await pop3.service.listen("::1", 0)
+        return int(server.sockets[0].getsockname()[1])
+
+    port = asyncio.run_coroutine_threadsafe(listen(), pop3.loop).result(timeout=10)
+    client = poplib.POP3("::1", port, timeout=10)
+    try:
+        client.user("alice@a.test")
+        assert client.pass_(PASSWORD).startswith(b"+OK")
+    finally:
+        client.quit()
