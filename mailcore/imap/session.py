@@ -1,0 +1,1238 @@
+"""The IMAP session state machine (RFC 3501 §3, RFC 9051): no sockets.
+
+The server feeds complete parsed commands to :meth:`Session.handle`; the session writes its
+responses through a :class:`SessionIO` and reads continuation lines (AUTHENTICATE, IDLE) from
+it. Database work runs through ``self.db`` (a thread pool in the server), never holding a
+transaction across a network wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import bisect
+import enum
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from mailcore import store
+from mailcore.auth import LoginThrottle, authenticate_mail
+from mailcore.mime import decoded_part, iter_nodes, parse_message, section_bytes
+from mailcore.models import Account, Folder
+
+from . import response as fmt
+from . import selectors
+from .capabilities import ENABLEABLE, NAMESPACE, PERMANENT_SYSTEM_FLAGS, SERVER_ID, capabilities
+from .parser import (
+    Atom,
+    Command,
+    FetchItem,
+    ParseError,
+    SearchKey,
+    SequenceSet,
+    String,
+    Token,
+    astring,
+    fetch_items,
+    flag_list,
+    number,
+    parse_date_time,
+    search_program,
+    search_uses,
+    sequence_set,
+)
+from .utf7 import Utf7Error, decode, encode
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BOGUS_LIMIT = 20
+AUTH_FAILURE_CLOSE = 3
+IDLE_POLL_SECONDS = 60.0
+FETCH_BODY_BATCH = 50
+FETCH_META_BATCH = 500
+REPORTED_MEMORY = 10_000
+
+
+class State(enum.Enum):
+    NOT_AUTHENTICATED = "not authenticated"
+    AUTHENTICATED = "authenticated"
+    SELECTED = "selected"
+    LOGOUT = "logout"
+
+
+class SessionIO(Protocol):
+    """What the session needs from a connection."""
+
+    client_ip: str
+    is_tls: bool
+    is_loopback: bool
+    starttls_available: bool
+
+    async def write(self, data: bytes) -> None: ...
+
+    async def read_line(self, timeout: float | None = None) -> bytes: ...
+
+    async def starttls(self) -> None: ...
+
+
+class CommandError(Exception):
+    """Ends a command with a tagged NO or BAD (``kind``) and an optional response code."""
+
+    def __init__(self, kind: str, text: str, code: str = "") -> None:
+        super().__init__(text)
+        self.kind = kind
+        self.text = text
+        self.code = code
+
+
+def no(text: str, code: str = "") -> CommandError:
+    return CommandError("NO", text, code)
+
+
+def bad(text: str, code: str = "") -> CommandError:
+    return CommandError("BAD", text, code)
+
+
+def uid_set_text(uids: Sequence[int]) -> str:
+    """1,2,3,5 -> "1:3,5" (order kept as given, runs compressed)."""
+    parts: list[str] = []
+    i = 0
+    while i < len(uids):
+        j = i
+        while j + 1 < len(uids) and uids[j + 1] == uids[j] + 1:
+            j += 1
+        parts.append(str(uids[i]) if i == j else f"{uids[i]}:{uids[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+async def _default_db(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    return await sync_to_async(fn, thread_sensitive=False)(*args, **kwargs)
+
+
+@dataclass
+class Selected:
+    folder: Folder
+    readonly: bool
+    uids: list[int]
+    recent: set[int]
+    modseq: int
+    uid_next: int
+    pending_expunge: set[int] = field(default_factory=set)
+    # uid -> modseq already reported by this session (own STORE), not to be repeated.
+    reported: dict[int, int] = field(default_factory=dict)
+
+    def seq_of(self, uid: int) -> int | None:
+        i = bisect.bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
+
+    def uids_for_seqs(self, seqset: SequenceSet) -> list[int]:
+        total = len(self.uids)
+        out: set[int] = set()
+        for lo, hi in seqset.resolve(total):
+            if lo < 1 or hi > total:
+                raise bad("invalid message sequence number")
+            out.update(self.uids[lo - 1 : hi])
+        return sorted(out)
+
+    def uids_for_uidset(self, seqset: SequenceSet) -> list[int]:
+        largest = self.uids[-1] if self.uids else 0
+        out: set[int] = set()
+        for lo, hi in seqset.resolve(largest):
+            a = bisect.bisect_left(self.uids, lo)
+            b = bisect.bisect_right(self.uids, hi)
+            out.update(self.uids[a:b])
+        return sorted(out)
+
+    def uid_ranges(self, seqset: SequenceSet) -> list[tuple[int, int]]:
+        largest = self.uids[-1] if self.uids else 0
+        return seqset.resolve(largest)
+
+    def seq_ranges_as_uids(self, seqset: SequenceSet) -> list[tuple[int, int]]:
+        total = len(self.uids)
+        out = []
+        for lo, hi in seqset.resolve(total):
+            lo, hi = max(lo, 1), min(hi, total)
+            if lo <= hi:
+                out.append((self.uids[lo - 1], self.uids[hi - 1]))
+        return out
+
+
+Handler = Callable[["Session", Command], Awaitable[None]]
+
+
+class Session:
+    def __init__(
+        self,
+        io: SessionIO,
+        *,
+        db: Callable[..., Awaitable[Any]] = _default_db,
+        throttle: LoginThrottle | None = None,
+        notifications: bool = True,
+    ) -> None:
+        self.io = io
+        self.db = db
+        self.throttle = throttle or LoginThrottle()
+        self.state = State.NOT_AUTHENTICATED
+        self.account: Account | None = None
+        self.selected: Selected | None = None
+        self.enabled: set[str] = set()
+        self.bogus = 0
+        self.auth_failures = 0
+        self.out: list[bytes] = []
+        self.notifications = notifications
+        self.wakeup = asyncio.Event()
+        self.dirty = False
+        self._listener: asyncio.Task[None] | None = None
+        self._channel: str | None = None
+        self._layer: Any = None
+
+    # --- output ---------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def untagged(self, text: str | bytes) -> None:
+        self.out.append(b"* " + (text.encode() if isinstance(text, str) else text) + b"\r\n")
+
+    async def flush(self) -> None:
+        if self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            await self.io.write(data)
+
+    def login_allowed(self) -> bool:
+        return self.io.is_tls or (self.io.is_loopback and bool(settings.ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK))
+
+    def capability_text(self) -> str:
+        return " ".join(capabilities(authenticated=self.state is not State.NOT_AUTHENTICATED, tls=self.io.is_tls,
+                                     login_allowed=self.login_allowed(),
+                                     starttls_available=self.io.starttls_available))
+
+    def greeting(self) -> bytes:
+        return f"* OK [CAPABILITY {self.capability_text()}] {settings.MAIL_HOSTNAME} IMAP ready\r\n".encode()
+
+    # --- dispatch ---------------------------------------------------------------------------
+
+    async def handle(self, command: Command) -> None:
+        name = command.name
+        args = command.args
+        if name == "UID":
+            if not args or not isinstance(args[0], Atom):
+                await self.finish(command.tag, "BAD", "UID needs a command")
+                return
+            name = "UID " + args[0].upper()
+            args = args[1:]
+        handler = DISPATCH.get((self.state, name))
+        if handler is None:
+            self.bogus += 1
+            known = any(key[1] == name for key in DISPATCH)
+            text = f"{name} is not allowed in the {self.state.value} state" if known else "unknown command"
+            await self.finish(command.tag, "BAD", text)
+            if self.bogus >= BOGUS_LIMIT:
+                self.untagged("BYE too many bad commands")
+                self.state = State.LOGOUT
+                await self.flush()
+            return
+        try:
+            await handler(self, Command(command.tag, name, args))
+        except CommandError as exc:
+            if exc.kind == "BAD":
+                self.bogus += 1
+            code = f"[{exc.code}] " if exc.code else ""
+            await self.finish(command.tag, exc.kind, code + exc.text)
+        except ParseError as exc:
+            self.bogus += 1
+            await self.finish(command.tag, "BAD", str(exc))
+
+    async def parse_error(self, exc: ParseError) -> None:
+        self.bogus += 1
+        if exc.tag:
+            await self.finish(exc.tag, "BAD", str(exc))
+        else:
+            self.untagged(f"BAD {exc}")
+            await self.flush()
+        if self.bogus >= BOGUS_LIMIT:
+            self.untagged("BYE too many bad commands")
+            self.state = State.LOGOUT
+            await self.flush()
+
+    async def finish(self, tag: str, kind: str, text: str) -> None:
+        self.send(f"{tag} {kind} {text}\r\n".encode("utf-8", "replace"))
+        await self.flush()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            self._listener = None
+        if self._layer is not None and self._channel is not None and self.account is not None:
+            from mailcore.events import account_group
+
+            try:
+                await self._layer.group_discard(account_group(self.account.pk), self._channel)
+            except Exception:  # noqa: BLE001 - Redis gone: nothing to clean up there
+                log.debug("group_discard failed", exc_info=True)
+
+    # --- notifications (IDLE across processes) ----------------------------------------------
+
+    async def _subscribe(self) -> None:
+        if not self.notifications or self.account is None:
+            return
+        from channels.layers import get_channel_layer
+
+        from mailcore.events import account_group
+
+        try:
+            self._layer = get_channel_layer()
+            self._channel = await self._layer.new_channel()
+            await self._layer.group_add(account_group(self.account.pk), self._channel)
+        except Exception:  # noqa: BLE001 - without Redis, NOOP and IDLE polling still work
+            log.warning("IMAP notifications unavailable", exc_info=True)
+            self._layer = None
+            return
+        self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        assert self._layer is not None and self._channel is not None
+        while True:
+            try:
+                event = await self._layer.receive(self._channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001
+                log.warning("IMAP notification receive failed", exc_info=True)
+                await asyncio.sleep(1)
+                continue
+            sel = self.selected
+            if sel is not None and event.get("folder") == sel.folder.pk:
+                self.dirty = True
+                self.wakeup.set()
+
+    # --- selected-state synchronisation -----------------------------------------------------
+
+    async def sync(self, *, allow_expunge: bool) -> None:
+        """Report changes made elsewhere: EXPUNGE (when allowed), EXISTS, RECENT, FETCH FLAGS."""
+        sel = self.selected
+        if sel is None:
+            return
+        self.dirty = False
+        delta = await self.db(selectors.folder_delta, sel.folder.pk, sel.modseq, sel.uid_next)
+        if delta is None:
+            # The folder was deleted elsewhere: RFC 3501 has no way back but BYE.
+            sel.pending_expunge.update(sel.uids)
+        else:
+            sel.modseq = max(sel.modseq, delta.highest_modseq)
+            known = set(sel.uids)
+            sel.pending_expunge.update(u for u in delta.expunged if u in known)
+            if delta.new:
+                new_uids = [u for u, _ in delta.new if u >= sel.uid_next]
+                sel.uids.extend(new_uids)
+                sel.uid_next = delta.uid_next
+                recent_candidates = [u for u, r in delta.new if r]
+                if recent_candidates and not sel.readonly:
+                    claimed = await self.db(store.recent_claim, folder=sel.folder.pk, uids=recent_candidates)
+                    sel.recent.update(claimed)
+                self.untagged(f"{len(sel.uids)} EXISTS")
+                self.untagged(f"{len(sel.recent)} RECENT")
+            for uid, flags, modseq in delta.changed:
+                if uid in sel.pending_expunge or sel.reported.get(uid, 0) >= modseq:
+                    continue
+                seq = sel.seq_of(uid)
+                if seq is None:
+                    continue
+                flag_text = self._flags_with_recent(sel, uid, flags)
+                extra = f" MODSEQ ({modseq})" if "CONDSTORE" in self.enabled else ""
+                self.untagged(f"{seq} FETCH (UID {uid} FLAGS {flag_text}{extra})")
+            sel.reported.clear()
+        if allow_expunge and sel.pending_expunge:
+            self._send_expunges(sorted(sel.pending_expunge))
+            sel.pending_expunge.clear()
+
+    def _send_expunges(self, uids: Sequence[int]) -> None:
+        sel = self.selected
+        assert sel is not None
+        for uid in uids:
+            seq = sel.seq_of(uid)
+            if seq is None:
+                continue
+            self.untagged(f"{seq} EXPUNGE")
+            del sel.uids[seq - 1]
+            sel.recent.discard(uid)
+            sel.pending_expunge.discard(uid)
+
+    @staticmethod
+    def _flags_with_recent(sel: Selected, uid: int, flags: Sequence[str]) -> str:
+        values = list(flags)
+        if uid in sel.recent:
+            values.append("\\Recent")
+        return "(" + " ".join(values) + ")"
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def mailbox_name(self, token: Token) -> str:
+        raw = astring(token)
+        try:
+            name = decode(raw)
+        except Utf7Error as exc:
+            raise no(str(exc), "CANNOT") from None
+        try:
+            return store.folder_name_normalize(name)
+        except store.FolderError as exc:
+            if name.upper() == "INBOX":
+                return "INBOX"
+            raise no(str(exc), "CANNOT") from None
+
+    async def folder_or_no(self, name: str, code: str = "NONEXISTENT") -> Folder:
+        assert self.account is not None
+        folder = await self.db(selectors.folder_get, self.account, name)
+        if folder is None:
+            raise no("no such mailbox", code)
+        return folder
+
+    def require_selected(self) -> Selected:
+        assert self.selected is not None
+        return self.selected
+
+
+# ==== command handlers ==========================================================================
+
+async def cmd_capability(s: Session, c: Command) -> None:
+    s.untagged(f"CAPABILITY {s.capability_text()}")
+    await s.finish(c.tag, "OK", "CAPABILITY completed")
+
+
+async def cmd_noop(s: Session, c: Command) -> None:
+    if c.args:
+        raise bad("NOOP takes no arguments")
+    await s.sync(allow_expunge=True)
+    await s.finish(c.tag, "OK", f"{c.name} completed")
+
+
+async def cmd_logout(s: Session, c: Command) -> None:
+    s.untagged("BYE logging out")
+    s.state = State.LOGOUT
+    await s.finish(c.tag, "OK", "LOGOUT completed")
+
+
+async def cmd_id(s: Session, c: Command) -> None:
+    s.send(SERVER_ID)
+    await s.finish(c.tag, "OK", "ID completed")
+
+
+async def cmd_starttls(s: Session, c: Command) -> None:
+    if s.io.is_tls or not s.io.starttls_available:
+        raise bad("TLS is already active" if s.io.is_tls else "STARTTLS is not available here")
+    await s.finish(c.tag, "OK", "Begin TLS negotiation now")
+    await s.io.starttls()
+
+
+async def _login(s: Session, tag: str, address: str, password: str) -> None:
+    ip = s.io.client_ip
+    if await s.db(s.throttle.is_blocked, ip, address):
+        raise no("too many failed logins; try again later", "UNAVAILABLE")
+    account = await s.db(authenticate_mail, address, password)
+    if account is None:
+        await s.db(s.throttle.record_failure, ip, address)
+        s.auth_failures += 1
+        await asyncio.sleep(min(0.2 * s.auth_failures, 1.0))
+        if s.auth_failures >= AUTH_FAILURE_CLOSE:
+            s.send(f"{tag} NO [AUTHENTICATIONFAILED] invalid credentials\r\n".encode())
+            s.untagged("BYE too many failed logins")
+            s.state = State.LOGOUT
+            await s.flush()
+            return
+        raise no("invalid credentials", "AUTHENTICATIONFAILED")
+    await s.db(s.throttle.record_success, ip, address)
+    s.account = account
+    s.state = State.AUTHENTICATED
+    await s._subscribe()
+    await s.finish(tag, "OK", f"[CAPABILITY {s.capability_text()}] logged in")
+
+
+async def cmd_login(s: Session, c: Command) -> None:
+    if len(c.args) != 2:
+        raise bad("LOGIN needs a user name and a password")
+    if not s.login_allowed():
+        raise no("use STARTTLS first", "PRIVACYREQUIRED")
+    await _login(s, c.tag, astring(c.args[0]), astring(c.args[1]))
+
+
+async def cmd_authenticate(s: Session, c: Command) -> None:
+    if not c.args or not isinstance(c.args[0], Atom) or len(c.args) > 2:
+        raise bad("AUTHENTICATE needs a mechanism")
+    if c.args[0].upper() != "PLAIN":
+        raise no("unsupported mechanism", "CANNOT")
+    if not s.login_allowed():
+        raise no("use STARTTLS first", "PRIVACYREQUIRED")
+    if len(c.args) == 2:
+        initial = astring(c.args[1]).encode()
+        if initial == b"=":
+            initial = b""
+    else:
+        s.send(b"+ \r\n")
+        await s.flush()
+        initial = (await s.io.read_line()).rstrip(b"\r\n")
+    if initial == b"*":
+        raise bad("authentication cancelled")
+    try:
+        decoded = base64.b64decode(initial, validate=True)
+        authzid, authcid, password = decoded.split(b"\0")
+        address, secret = authcid.decode(), password.decode()
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise bad("invalid SASL PLAIN response") from None
+    if authzid and authzid != authcid:
+        raise no("cannot act as another user", "AUTHORIZATIONFAILED")
+    await _login(s, c.tag, address, secret)
+
+
+async def cmd_enable(s: Session, c: Command) -> None:
+    if not c.args:
+        raise bad("ENABLE needs a capability")
+    newly = []
+    for token in c.args:
+        name = astring(token).upper()
+        if name in ENABLEABLE and name not in s.enabled:
+            s.enabled.add(name)
+            newly.append(name)
+    s.untagged("ENABLED" + "".join(" " + n for n in newly))
+    await s.finish(c.tag, "OK", "ENABLE completed")
+
+
+async def cmd_namespace(s: Session, c: Command) -> None:
+    s.send(NAMESPACE)
+    await s.finish(c.tag, "OK", "NAMESPACE completed")
+
+
+# --- mailboxes --------------------------------------------------------------------------------
+
+async def _select(s: Session, c: Command, *, readonly: bool) -> None:
+    if not c.args or len(c.args) > 2:
+        raise bad(f"{c.name} needs a mailbox name")
+    condstore = False
+    if len(c.args) == 2:
+        params = c.args[1]
+        if not isinstance(params, list):
+            raise bad("invalid SELECT parameters")
+        for p in params:
+            if isinstance(p, Atom) and p.upper() == "CONDSTORE":
+                condstore = True
+            else:
+                raise bad("unknown SELECT parameter")
+    if s.selected is not None:
+        s.selected = None
+        s.state = State.AUTHENTICATED
+        s.untagged("OK [CLOSED] previous mailbox closed")
+    name = s.mailbox_name(c.args[0])
+    folder = await s.folder_or_no(name)
+    if condstore:
+        s.enabled.add("CONDSTORE")
+    snap = await s.db(selectors.folder_snapshot, folder.pk)
+    if readonly:
+        recent = set(snap.recent)
+    else:
+        recent = set(await s.db(store.recent_claim, folder=folder.pk, uids=snap.recent)) if snap.recent else set()
+    sel = Selected(folder=folder, readonly=readonly, uids=snap.uids, recent=recent, modseq=snap.highest_modseq,
+                   uid_next=snap.uid_next)
+    flags = " ".join(PERMANENT_SYSTEM_FLAGS + snap.keywords)
+    s.untagged(f"FLAGS ({flags})")
+    if readonly:
+        s.untagged("OK [PERMANENTFLAGS ()] read-only mailbox")
+    else:
+        s.untagged(f"OK [PERMANENTFLAGS ({flags} \\*)] flags permitted")
+    s.untagged(f"{len(sel.uids)} EXISTS")
+    s.untagged(f"{len(recent)} RECENT")
+    if snap.first_unseen_uid is not None:
+        seq = sel.seq_of(snap.first_unseen_uid)
+        if seq is not None:
+            s.untagged(f"OK [UNSEEN {seq}] first unseen message")
+    s.untagged(f"OK [UIDVALIDITY {snap.uidvalidity}] UIDs valid")
+    s.untagged(f"OK [UIDNEXT {snap.uid_next}] predicted next UID")
+    s.untagged(f"OK [HIGHESTMODSEQ {snap.highest_modseq}] highest")
+    s.selected = sel
+    s.state = State.SELECTED
+    await s.finish(c.tag, "OK", f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {c.name} completed")
+
+
+async def cmd_select(s: Session, c: Command) -> None:
+    await _select(s, c, readonly=False)
+
+
+async def cmd_examine(s: Session, c: Command) -> None:
+    await _select(s, c, readonly=True)
+
+
+async def cmd_create(s: Session, c: Command) -> None:
+    if len(c.args) not in (1, 2):
+        raise bad("CREATE needs a mailbox name")
+    assert s.account is not None
+    name = s.mailbox_name(c.args[0])
+    special = ""
+    if len(c.args) == 2:
+        opts = c.args[1]
+        if not (isinstance(opts, list) and len(opts) == 2 and isinstance(opts[0], Atom)
+                and opts[0].upper() == "USE" and isinstance(opts[1], list) and len(opts[1]) <= 1):
+            raise bad("invalid CREATE parameters")
+        if opts[1]:
+            wanted = astring(opts[1][0]).lower()
+            match = [v for v in Folder.SpecialUse.values if v and v.lower() == wanted]
+            if not match:
+                raise no("that special use is not supported", "USEATTR")
+            special = match[0]
+    try:
+        await s.db(store.folder_create, account=s.account, name=name, special_use=special)
+    except store.FolderExists as exc:
+        raise no(str(exc), "ALREADYEXISTS") from None
+    except store.FolderError as exc:
+        raise no(str(exc), "CANNOT") from None
+    await s.finish(c.tag, "OK", "CREATE completed")
+
+
+async def cmd_delete(s: Session, c: Command) -> None:
+    if len(c.args) != 1:
+        raise bad("DELETE needs a mailbox name")
+    assert s.account is not None
+    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
+    if folder.is_inbox:
+        raise no("INBOX cannot be deleted", "CANNOT")
+    children = await s.db(lambda: Folder.objects.filter(
+        account=s.account, name__startswith=folder.name + Folder.DELIMITER).exists())
+    if children:
+        # RFC 3501 §6.3.4: a folder with inferiors would keep its name as \Noselect, which
+        # this store does not model; refuse instead of deleting more than asked.
+        raise no("the mailbox has child mailboxes; delete them first", "INUSE")
+    try:
+        await s.db(store.folder_delete, account=s.account, folder=folder)
+    except store.FolderError as exc:
+        raise no(str(exc), "CANNOT") from None
+    if s.selected is not None and s.selected.folder.pk == folder.pk:
+        s.selected = None
+        s.state = State.AUTHENTICATED
+    await s.finish(c.tag, "OK", "DELETE completed")
+
+
+async def cmd_rename(s: Session, c: Command) -> None:
+    if len(c.args) != 2:
+        raise bad("RENAME needs two mailbox names")
+    assert s.account is not None
+    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
+    new_name = s.mailbox_name(c.args[1])
+    try:
+        await s.db(store.folder_rename, account=s.account, folder=folder, new_name=new_name)
+    except store.FolderExists as exc:
+        raise no(str(exc), "ALREADYEXISTS") from None
+    except store.FolderError as exc:
+        raise no(str(exc), "CANNOT") from None
+    await s.finish(c.tag, "OK", "RENAME completed")
+
+
+async def _subscribe(s: Session, c: Command, subscribed: bool) -> None:
+    if len(c.args) != 1:
+        raise bad(f"{c.name} needs a mailbox name")
+    assert s.account is not None
+    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
+    await s.db(store.folder_subscribe, account=s.account, folder=folder, subscribed=subscribed)
+    await s.finish(c.tag, "OK", f"{c.name} completed")
+
+
+async def cmd_subscribe(s: Session, c: Command) -> None:
+    await _subscribe(s, c, True)
+
+
+async def cmd_unsubscribe(s: Session, c: Command) -> None:
+    await _subscribe(s, c, False)
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "%":
+            out.append("[^/]*")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("^" + "".join(out) + "$", re.DOTALL)
+
+
+def _list_name(name: str) -> bytes:
+    return fmt.astring(encode(name)) if name != "INBOX" else b"INBOX"
+
+
+async def _list(s: Session, c: Command, *, lsub: bool) -> None:
+    if len(c.args) != 2:
+        raise bad(f"{c.name} needs a reference and a mailbox pattern")
+    assert s.account is not None
+    try:
+        reference = decode(astring(c.args[0]))
+        pattern = decode(astring(c.args[1]))
+    except Utf7Error as exc:
+        raise bad(str(exc)) from None
+    if pattern == "":
+        s.untagged(b'LIST (\\Noselect) "/" ""' if not lsub else b'LSUB (\\Noselect) "/" ""')
+        await s.finish(c.tag, "OK", f"{c.name} completed")
+        return
+    full = reference + pattern if not reference or reference.endswith("/") or pattern.startswith("/") \
+        else reference + "/" + pattern
+    regex = _pattern_regex(full)
+    inbox_regex = _pattern_regex("INBOX" + full[5:]) if full[:5].upper() == "INBOX" else None
+    folders = await s.db(selectors.folders_list, s.account)
+    names = {f.name for f in folders}
+    word = "LSUB" if lsub else "LIST"
+    for folder in folders:
+        matched = regex.match(folder.name) or (inbox_regex is not None and inbox_regex.match(folder.name))
+        if not matched or (lsub and not folder.subscribed):
+            continue
+        attrs = []
+        has_children = any(n.startswith(folder.name + "/") for n in names)
+        if not lsub:
+            attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+            if folder.special_use and folder.special_use != Folder.SpecialUse.INBOX:
+                attrs.append(folder.special_use)
+        s.untagged(f"{word} ({' '.join(attrs)}) \"/\" ".encode() + _list_name(folder.name))
+    await s.finish(c.tag, "OK", f"{c.name} completed")
+
+
+async def cmd_list(s: Session, c: Command) -> None:
+    await _list(s, c, lsub=False)
+
+
+async def cmd_lsub(s: Session, c: Command) -> None:
+    await _list(s, c, lsub=True)
+
+
+STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED"}
+
+
+async def cmd_status(s: Session, c: Command) -> None:
+    if len(c.args) != 2 or not isinstance(c.args[1], list) or not c.args[1]:
+        raise bad("STATUS needs a mailbox name and a list of items")
+    items = [astring(t).upper() for t in c.args[1]]
+    if any(i not in STATUS_ITEMS for i in items):
+        raise bad("unknown STATUS item")
+    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
+    st = await s.db(selectors.folder_status, folder)
+    values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uid_next, "UIDVALIDITY": st.uidvalidity,
+              "UNSEEN": st.unseen, "HIGHESTMODSEQ": st.highest_modseq, "SIZE": st.size, "DELETED": st.deleted}
+    body = " ".join(f"{i} {values[i]}" for i in items)
+    s.untagged(b"STATUS " + _list_name(folder.name) + f" ({body})".encode())
+    await s.finish(c.tag, "OK", "STATUS completed")
+
+
+async def cmd_append(s: Session, c: Command) -> None:
+    args = list(c.args)
+    if len(args) < 2:
+        raise bad("APPEND needs a mailbox name and a message")
+    assert s.account is not None
+    name = s.mailbox_name(args.pop(0))
+    message = args.pop()
+    if not isinstance(message, String):
+        raise bad("APPEND needs the message as a literal")
+    flags: list[str] = []
+    internal: datetime | None = None
+    for extra in args:
+        if isinstance(extra, list):
+            flags = flag_list(extra, allow_recent=True)
+        elif isinstance(extra, String) and internal is None:
+            internal = parse_date_time(extra)
+        else:
+            raise bad("invalid APPEND arguments")
+    if len(message) > settings.MAX_MESSAGE_SIZE:
+        raise no("message too large", "TOOBIG")
+    if not message:
+        raise no("empty message", "CANNOT")
+    folder = await s.folder_or_no(name, "TRYCREATE")
+    try:
+        appended = await s.db(store.message_append, account=s.account, folder=folder, raw=bytes(message),
+                              flags=flags, internal_date=internal)
+    except store.QuotaExceeded as exc:
+        raise no(str(exc), "OVERQUOTA") from None
+    except store.MessageTooLarge as exc:
+        raise no(str(exc), "TOOBIG") from None
+    if s.selected is not None and s.selected.folder.pk == folder.pk:
+        await s.sync(allow_expunge=True)
+    await s.finish(c.tag, "OK", f"[APPENDUID {appended.uidvalidity} {appended.uid}] APPEND completed")
+
+
+async def cmd_idle(s: Session, c: Command) -> None:
+    if c.args:
+        raise bad("IDLE takes no arguments")
+    await s.sync(allow_expunge=True)
+    s.send(b"+ idling\r\n")
+    await s.flush()
+    reader = asyncio.ensure_future(s.io.read_line(timeout=float(IDLE_TIMEOUT_SECONDS)))
+    try:
+        while True:
+            s.wakeup.clear()
+            waiter = asyncio.ensure_future(s.wakeup.wait())
+            done, _ = await asyncio.wait({reader, waiter}, timeout=IDLE_POLL_SECONDS,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if waiter not in done:
+                waiter.cancel()
+            if reader in done:
+                line = reader.result()
+                if line.rstrip(b"\r\n").upper() != b"DONE":
+                    raise bad("expected DONE")
+                break
+            if s.selected is not None:
+                await s.sync(allow_expunge=True)
+                await s.flush()
+    finally:
+        if not reader.done():
+            reader.cancel()
+    await s.finish(c.tag, "OK", "IDLE terminated")
+
+
+IDLE_TIMEOUT_SECONDS = 30 * 60
+
+
+# --- quota (RFC 9208) ------------------------------------------------------------------------
+
+async def _quota_response(s: Session) -> None:
+    assert s.account is not None
+    used, limit = await s.db(selectors.account_usage, s.account)
+    if limit:
+        s.untagged(f'QUOTA "" (STORAGE {used // 1024} {limit // 1024})')
+    else:
+        s.untagged('QUOTA "" ()')
+
+
+async def cmd_getquotaroot(s: Session, c: Command) -> None:
+    if len(c.args) != 1:
+        raise bad("GETQUOTAROOT needs a mailbox name")
+    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
+    s.untagged(b"QUOTAROOT " + _list_name(folder.name) + b' ""')
+    await _quota_response(s)
+    await s.finish(c.tag, "OK", "GETQUOTAROOT completed")
+
+
+async def cmd_getquota(s: Session, c: Command) -> None:
+    if len(c.args) != 1:
+        raise bad("GETQUOTA needs a quota root")
+    if astring(c.args[0]) != "":
+        raise no("no such quota root", "NONEXISTENT")
+    await _quota_response(s)
+    await s.finish(c.tag, "OK", "GETQUOTA completed")
+
+
+async def cmd_setquota(s: Session, c: Command) -> None:
+    raise no("quotas are set by the administrator", "NOPERM")
+
+
+# --- selected state ---------------------------------------------------------------------------
+
+async def cmd_check(s: Session, c: Command) -> None:
+    await s.sync(allow_expunge=True)
+    await s.finish(c.tag, "OK", "CHECK completed")
+
+
+async def cmd_close(s: Session, c: Command) -> None:
+    sel = s.require_selected()
+    assert s.account is not None
+    if not sel.readonly:
+        await s.db(store.folder_expunge, account=s.account, folder=sel.folder, uids=sel.uids)
+    s.selected = None
+    s.state = State.AUTHENTICATED
+    await s.finish(c.tag, "OK", "CLOSE completed")
+
+
+async def cmd_unselect(s: Session, c: Command) -> None:
+    s.selected = None
+    s.state = State.AUTHENTICATED
+    await s.finish(c.tag, "OK", "UNSELECT completed")
+
+
+async def _expunge(s: Session, c: Command, uids: list[int] | None) -> None:
+    sel = s.require_selected()
+    assert s.account is not None
+    if sel.readonly:
+        raise no("mailbox is read-only", "READ-ONLY")
+    targets = sel.uids if uids is None else uids
+    gone = await s.db(store.folder_expunge, account=s.account, folder=sel.folder, uids=list(targets))
+    s._send_expunges(gone)
+    await s.sync(allow_expunge=True)
+    code = ""
+    if "CONDSTORE" in s.enabled:
+        code = f"[HIGHESTMODSEQ {sel.modseq}] "
+    await s.finish(c.tag, "OK", f"{code}{c.name} completed")
+
+
+async def cmd_expunge(s: Session, c: Command) -> None:
+    if c.args:
+        raise bad("EXPUNGE takes no arguments")
+    await _expunge(s, c, None)
+
+
+async def cmd_uid_expunge(s: Session, c: Command) -> None:
+    if len(c.args) != 1:
+        raise bad("UID EXPUNGE needs a UID set")
+    sel = s.require_selected()
+    await _expunge(s, c, sel.uids_for_uidset(sequence_set(c.args[0])))
+
+
+def _target_uids(s: Session, c: Command, token: Token) -> list[int]:
+    sel = s.require_selected()
+    seqset = sequence_set(token)
+    if seqset.saved:
+        raise bad("no saved search result")
+    return sel.uids_for_uidset(seqset) if c.name.startswith("UID ") else sel.uids_for_seqs(seqset)
+
+
+async def _copy(s: Session, c: Command, *, move: bool) -> None:
+    if len(c.args) != 2:
+        raise bad(f"{c.name} needs a message set and a mailbox")
+    sel = s.require_selected()
+    assert s.account is not None
+    uids = _target_uids(s, c, c.args[0])
+    target = await s.folder_or_no(s.mailbox_name(c.args[1]), "TRYCREATE")
+    if move and sel.readonly:
+        raise no("mailbox is read-only", "READ-ONLY")
+    service = store.message_move if move else store.message_copy
+    try:
+        pairs = await s.db(service, account=s.account, source=sel.folder, uids=uids, target=target) if uids else []
+    except store.QuotaExceeded as exc:
+        raise no(str(exc), "OVERQUOTA") from None
+    code = ""
+    if pairs:
+        code = (f"[COPYUID {target.uidvalidity} {uid_set_text([p[0] for p in pairs])} "
+                f"{uid_set_text([p[1] for p in pairs])}] ")
+    if move:
+        if code:
+            s.untagged(f"OK {code}moved")
+        s._send_expunges(uids)
+        await s.sync(allow_expunge=True)
+        await s.finish(c.tag, "OK", f"{c.name} completed")
+        return
+    if target.pk == sel.folder.pk:
+        await s.sync(allow_expunge=False)
+    await s.finish(c.tag, "OK", f"{code}{c.name} completed")
+
+
+async def cmd_copy(s: Session, c: Command) -> None:
+    await _copy(s, c, move=False)
+
+
+async def cmd_move(s: Session, c: Command) -> None:
+    await _copy(s, c, move=True)
+
+
+_STORE_RE = re.compile(r"^([+-]?)FLAGS(\.SILENT)?$", re.IGNORECASE)
+
+
+async def cmd_store(s: Session, c: Command) -> None:
+    args = list(c.args)
+    if len(args) < 3:
+        raise bad("STORE needs a message set, an item and flags")
+    sel = s.require_selected()
+    assert s.account is not None
+    uids = _target_uids(s, c, args[0])
+    unchanged_since = None
+    if isinstance(args[1], list):
+        mods = args.pop(1)
+        if len(mods) != 2 or not isinstance(mods[0], Atom) or mods[0].upper() != "UNCHANGEDSINCE":
+            raise bad("unknown STORE modifier")
+        unchanged_since = number(mods[1])
+        s.enabled.add("CONDSTORE")
+    item = args[1]
+    match = _STORE_RE.match(item) if isinstance(item, Atom) else None
+    if match is None or len(args) < 3:
+        raise bad("invalid STORE item")
+    flags = flag_list(args[2] if len(args) == 3 else args[2:], allow_recent=True)  # type: ignore[arg-type]
+    if sel.readonly:
+        raise no("mailbox is read-only", "READ-ONLY")
+    mode = {"": "set", "+": "add", "-": "remove"}[match.group(1)]
+    silent = bool(match.group(2))
+    result = await s.db(store.flags_store, account=s.account, folder=sel.folder, uids=uids, mode=mode,
+                        flags=flags, unchanged_since=unchanged_since) if uids else store.FlagsResult()
+    condstore = "CONDSTORE" in s.enabled
+    changed = set(result.changed)
+    for uid in sorted(result.entries):
+        flags_now, modseq = result.entries[uid]
+        if uid in changed:
+            sel.reported[uid] = modseq
+            if len(sel.reported) > REPORTED_MEMORY:
+                sel.reported.clear()
+        if uid in result.failed:
+            continue
+        seq = sel.seq_of(uid)
+        if seq is None:
+            continue
+        if silent and not (condstore and uid in changed):
+            continue
+        parts = []
+        if c.name.startswith("UID "):
+            parts.append(f"UID {uid}")
+        if not silent:
+            parts.append("FLAGS " + s._flags_with_recent(sel, uid, flags_now))
+        if condstore:
+            parts.append(f"MODSEQ ({modseq})")
+        s.untagged(f"{seq} FETCH ({' '.join(parts)})")
+    await s.sync(allow_expunge=c.name.startswith("UID "))
+    code = ""
+    if result.failed:
+        failed = result.failed if c.name.startswith("UID ") else [sel.seq_of(u) or 0 for u in result.failed]
+        code = f"[MODIFIED {uid_set_text(sorted(failed))}] "
+    await s.finish(c.tag, "OK", f"{code}{c.name} completed")
+
+
+# --- FETCH ------------------------------------------------------------------------------------
+
+def _section_node(structure: dict[str, Any], section: str) -> dict[str, Any] | None:
+    if not section:
+        return structure
+    for path, node in iter_nodes(structure):
+        if path == section:
+            return node
+    return None
+
+
+def _fetch_body(item: FetchItem, raw: bytes, structure: dict[str, Any]) -> bytes | None:
+    if item.name in ("BINARY", "BINARY.SIZE"):
+        if not item.section:
+            return raw
+        node = _section_node(structure, item.section)
+        if node is None or "parts" in node:
+            return None
+        encoding = (node.get("encoding") or "7bit").lower()
+        if encoding not in ("7bit", "8bit", "binary", "base64", "quoted-printable"):
+            raise no("unknown content transfer encoding", "UNKNOWN-CTE")
+        return decoded_part(raw, node)
+    return section_bytes(raw, structure, item.section)
+
+
+def _partial(data: bytes, item: FetchItem) -> bytes:
+    if item.partial is None:
+        return data
+    start, count = item.partial
+    return data[start : start + count]
+
+
+def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[FetchItem], uid_cmd: bool,
+                  extra_flags: bool) -> bytes:
+    parts: list[bytes] = []
+    names = {i.name for i in items}
+    structure = row.get("message__bodystructure")
+    env = row.get("message__envelope")
+    raw: bytes | None = row.get("raw")
+    if (("BODYSTRUCTURE" in names or "BODY" in names and not structure)
+            or (env is not None and not env)) and raw is not None and not structure:
+        parsed = parse_message(raw)  # rows stored before the MIME parser landed lack the metadata
+        structure, env = parsed.bodystructure, parsed.envelope
+    if uid_cmd and "UID" not in names:
+        parts.append(b"UID %d" % row["uid"])
+    for item in items:
+        name = item.name
+        if name == "UID":
+            parts.append(b"UID %d" % row["uid"])
+        elif name == "FLAGS":
+            parts.append(b"FLAGS " + s._flags_with_recent(sel, row["uid"], row["flags"]).encode())
+        elif name == "INTERNALDATE":
+            parts.append(b"INTERNALDATE " + fmt.internal_date(row["received_at"]))
+        elif name == "RFC822.SIZE":
+            parts.append(b"RFC822.SIZE %d" % row["message__size"])
+        elif name == "MODSEQ":
+            parts.append(b"MODSEQ (%d)" % row["modseq"])
+        elif name == "ENVELOPE":
+            parts.append(b"ENVELOPE " + fmt.envelope(env or []))
+        elif name == "BODYSTRUCTURE":
+            parts.append(b"BODYSTRUCTURE " + fmt.bodystructure(structure or {}, extended=True))
+        elif name == "BODY" and not item.has_section:
+            parts.append(b"BODY " + fmt.bodystructure(structure or {}, extended=False))
+        elif name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT"):
+            assert raw is not None
+            section = {"RFC822": "", "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}[name]
+            data = section_bytes(raw, structure or {}, section) if structure else (
+                raw if not section else raw[: row["message__header_size"]] if section == "HEADER"
+                else raw[row["message__header_size"]:])
+            parts.append(name.encode() + b" " + fmt.literal(data or b""))
+        else:
+            assert raw is not None
+            data = _fetch_body(item, raw, structure or {})
+            label = item.label().encode()
+            if name == "BINARY.SIZE":
+                parts.append(label + (b" %d" % len(data) if data is not None else b" NIL"))
+            elif data is None:
+                parts.append(label + b" NIL")
+            else:
+                data = _partial(data, item)
+                if name == "BINARY" and b"\0" in data:
+                    parts.append(label + b" ~" + fmt.literal(data))
+                else:
+                    parts.append(label + b" " + fmt.literal(data))
+    if extra_flags and "FLAGS" not in names:
+        parts.append(b"FLAGS " + s._flags_with_recent(sel, row["uid"], row["flags"]).encode())
+    if "CONDSTORE" in s.enabled and "MODSEQ" not in names:
+        parts.append(b"MODSEQ (%d)" % row["modseq"])
+    seq = sel.seq_of(row["uid"]) or 0
+    return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"
+
+
+async def cmd_fetch(s: Session, c: Command) -> None:
+    if len(c.args) not in (2, 3):
+        raise bad("FETCH needs a message set and items")
+    sel = s.require_selected()
+    assert s.account is not None
+    uid_cmd = c.name.startswith("UID ")
+    uids = _target_uids(s, c, c.args[0])
+    items = fetch_items(c.args[1])
+    changed_since = None
+    if len(c.args) == 3:
+        mods = c.args[2]
+        if not isinstance(mods, list) or not mods:
+            raise bad("invalid FETCH modifiers")
+        i = 0
+        while i < len(mods):
+            word = astring(mods[i]).upper()
+            if word == "CHANGEDSINCE" and i + 1 < len(mods):
+                changed_since = number(mods[i + 1])
+                s.enabled.add("CONDSTORE")
+                i += 2
+            else:
+                raise bad("unknown FETCH modifier")
+    names = {i.name for i in items}
+    need_body = bool(names & {"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE"}) or any(
+        i.has_section for i in items)
+    need_structure = need_body or bool(names & {"BODYSTRUCTURE", "BODY"})
+    need_envelope = "ENVELOPE" in names
+    sets_seen = any((i.name in ("BODY", "BINARY") and i.has_section and not i.peek) or i.name in (
+        "RFC822", "RFC822.TEXT") for i in items)
+    uids = [u for u in uids if u not in sel.pending_expunge]
+    seen_changed: set[int] = set()
+    if sets_seen and not sel.readonly and uids:
+        result = await s.db(store.flags_store, account=s.account, folder=sel.folder, uids=uids, mode="add",
+                            flags=["\\Seen"])
+        seen_changed = set(result.changed)
+        for uid in seen_changed:
+            sel.reported[uid] = result.entries[uid][1]
+    batch = FETCH_BODY_BATCH if need_body else FETCH_META_BATCH
+    for start in range(0, len(uids), batch):
+        chunk = uids[start : start + batch]
+        rows = await s.db(selectors.fetch_rows, sel.folder.pk, chunk, structure=need_structure,
+                          envelope=need_envelope, body=need_body)
+        for row in rows:
+            if changed_since is not None and row["modseq"] <= changed_since:
+                continue
+            s.send(_format_fetch(s, sel, row, items, uid_cmd, row["uid"] in seen_changed))
+        await s.flush()
+    await s.sync(allow_expunge=uid_cmd)
+    await s.finish(c.tag, "OK", f"{c.name} completed")
+
+
+# --- SEARCH -----------------------------------------------------------------------------------
+
+async def cmd_search(s: Session, c: Command) -> None:
+    sel = s.require_selected()
+    uid_cmd = c.name.startswith("UID ")
+    args = list(c.args)
+    esearch: list[str] | None = None
+    if len(args) >= 2 and isinstance(args[0], Atom) and args[0].upper() == "RETURN":
+        if not isinstance(args[1], list):
+            raise bad("RETURN needs a list")
+        esearch = [astring(t).upper() for t in args[1]] or ["ALL"]
+        if any(o not in ("MIN", "MAX", "ALL", "COUNT") for o in esearch):
+            raise bad("unknown RETURN option")
+        args = args[2:]
+    charset, key = search_program(args)
+    if charset is not None and charset not in ("UTF-8", "US-ASCII"):
+        raise no("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+    _check_saved(key)
+    compiler = selectors.SearchCompiler(sel.folder.pk, sel.seq_ranges_as_uids, sel.uid_ranges, sel.recent)
+    matches = await s.db(selectors.search_uids, sel.folder.pk, key, compiler, max_uid=sel.uid_next)
+    known = [(u, m) for u, m in matches if sel.seq_of(u) is not None]
+    numbers = [u for u, _ in known] if uid_cmd else [sel.seq_of(u) or 0 for u, _ in known]
+    modseq_used = search_uses(key, "MODSEQ")
+    if modseq_used:
+        s.enabled.add("CONDSTORE")
+    highest = max((m for _, m in known), default=0)
+    if esearch is None:
+        text = "SEARCH" + "".join(f" {n}" for n in numbers)
+        if modseq_used and numbers:
+            text += f" (MODSEQ {highest})"
+        s.untagged(text)
+    else:
+        parts = [f'(TAG "{c.tag}")']
+        if uid_cmd:
+            parts.append("UID")
+        if numbers:
+            if "MIN" in esearch:
+                parts.append(f"MIN {min(numbers)}")
+            if "MAX" in esearch:
+                parts.append(f"MAX {max(numbers)}")
+            if "ALL" in esearch:
+                parts.append(f"ALL {uid_set_text(sorted(numbers))}")
+        if "COUNT" in esearch:
+            parts.append(f"COUNT {len(numbers)}")
+        if modseq_used and numbers:
+            parts.append(f"MODSEQ {highest}")
+        s.untagged("ESEARCH " + " ".join(parts))
+    await s.sync(allow_expunge=uid_cmd)
+    await s.finish(c.tag, "OK", f"{c.name} completed")
+
+
+def _check_saved(key: SearchKey) -> None:
+    for arg in key.args:
+        if isinstance(arg, SequenceSet) and arg.saved:
+            raise bad("no saved search result")
+        if isinstance(arg, SearchKey):
+            _check_saved(arg)
+
+
+# ==== dispatch table ============================================================================
+
+_ANY = (State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED)
+_AUTH = (State.AUTHENTICATED, State.SELECTED)
+_SEL = (State.SELECTED,)
+
+_COMMANDS: list[tuple[tuple[State, ...], str, Handler]] = [
+    (_ANY, "CAPABILITY", cmd_capability),
+    (_ANY, "NOOP", cmd_noop),
+    (_ANY, "LOGOUT", cmd_logout),
+    (_ANY, "ID", cmd_id),
+    ((State.NOT_AUTHENTICATED,), "STARTTLS", cmd_starttls),
+    ((State.NOT_AUTHENTICATED,), "LOGIN", cmd_login),
+    ((State.NOT_AUTHENTICATED,), "AUTHENTICATE", cmd_authenticate),
+    (_AUTH, "ENABLE", cmd_enable),
+    (_AUTH, "NAMESPACE", cmd_namespace),
+    (_AUTH, "SELECT", cmd_select),
+    (_AUTH, "EXAMINE", cmd_examine),
+    (_AUTH, "CREATE", cmd_create),
+    (_AUTH, "DELETE", cmd_delete),
+    (_AUTH, "RENAME", cmd_rename),
+    (_AUTH, "SUBSCRIBE", cmd_subscribe),
+    (_AUTH, "UNSUBSCRIBE", cmd_unsubscribe),
+    (_AUTH, "LIST", cmd_list),
+    (_AUTH, "LSUB", cmd_lsub),
+    (_AUTH, "STATUS", cmd_status),
+    (_AUTH, "APPEND", cmd_append),
+    (_AUTH, "IDLE", cmd_idle),
+    (_AUTH, "GETQUOTA", cmd_getquota),
+    (_AUTH, "GETQUOTAROOT", cmd_getquotaroot),
+    (_AUTH, "SETQUOTA", cmd_setquota),
+    (_SEL, "CHECK", cmd_check),
+    (_SEL, "CLOSE", cmd_close),
+    (_SEL, "UNSELECT", cmd_unselect),
+    (_SEL, "EXPUNGE", cmd_expunge),
+    (_SEL, "UID EXPUNGE", cmd_uid_expunge),
+    (_SEL, "SEARCH", cmd_search),
+    (_SEL, "UID SEARCH", cmd_search),
+    (_SEL, "FETCH", cmd_fetch),
+    (_SEL, "UID FETCH", cmd_fetch),
+    (_SEL, "STORE", cmd_store),
+    (_SEL, "UID STORE", cmd_store),
+    (_SEL, "COPY", cmd_copy),
+    (_SEL, "UID COPY", cmd_copy),
+    (_SEL, "MOVE", cmd_move),
+    (_SEL, "UID MOVE", cmd_move),
+]
+
+DISPATCH: dict[tuple[State, str], Handler] = {
+    (state, name): handler for states, name, handler in _COMMANDS for state in states
+}
