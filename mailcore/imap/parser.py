@@ -496,7 +496,7 @@ class SearchParser:
         if name in _NUMBER_ARG:
             return SearchKey(name, (number(self.next()),))
         if name in ("KEYWORD", "UNKEYWORD"):
-            return SearchKey(name, (flag_list(self.next(), allow_recent=True) or ["\\Recent"])[0:1])
+            return SearchKey(name, tuple((flag_list(self.next(), allow_recent=True) or ["\\Recent"])[0:1]))
         if name == "HEADER":
             field_name = astring(self.next())
             return SearchKey(name, (field_name, astring(self.next())))

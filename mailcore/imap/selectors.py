@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
@@ -232,7 +232,9 @@ class SearchCompiler:
         if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
             return self._date_q("sent", op[4:], args[0])  # type: ignore[arg-type]
         if op in ("OLDER", "YOUNGER"):
-            limit = datetime.now(UTC) - timedelta(seconds=int(args[0]))  # type: ignore[arg-type]
+            seconds = args[0]
+            assert isinstance(seconds, int)
+            limit = datetime.now(UTC) - timedelta(seconds=seconds)
             return Q(received_at__lte=limit) if op == "OLDER" else Q(received_at__gte=limit)
         if op == "MODSEQ":
             return Q(modseq__gte=args[0])
@@ -278,15 +280,9 @@ def search_uids(folder_id: int, key: SearchKey, compiler: SearchCompiler, *, max
     return list(qs.order_by("uid").values_list("uid", "modseq"))
 
 
-def search_sort_rows(folder_id: int, uids: Sequence[int]) -> list[dict[str, Any]]:
-    return list(FolderEntry.objects.filter(folder_id=folder_id, uid__in=list(uids)).values(
-        "uid", "received_at", "message__date", "message__size", "message__subject", "message__thread_subject",
-        "message__addresses", "message__message_id", "message__in_reply_to", "message__references"))
-
-
 def mailbox_exists_any(account: Account) -> bool:
     return Folder.objects.filter(account=account).exists()
 
 
 __all__ = ["Delta", "FolderStatus", "SearchCompiler", "Snapshot", "fetch_rows", "folder_delta", "folder_get",
-           "folder_snapshot", "folder_status", "folders_list", "search_uids", "Max"]
+           "folder_snapshot", "folder_status", "folders_list", "search_uids"]

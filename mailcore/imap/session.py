@@ -127,6 +127,7 @@ class Selected:
     recent: set[int]
     modseq: int
     uid_next: int
+    keywords: set[str] = field(default_factory=set)
     pending_expunge: set[int] = field(default_factory=set)
     # uid -> modseq already reported by this session (own STORE), not to be repeated.
     reported: dict[int, int] = field(default_factory=dict)
@@ -369,12 +370,26 @@ class Session:
             sel.recent.discard(uid)
             sel.pending_expunge.discard(uid)
 
-    @staticmethod
-    def _flags_with_recent(sel: Selected, uid: int, flags: Sequence[str]) -> str:
+    def _flags_with_recent(self, sel: Selected, uid: int, flags: Sequence[str]) -> str:
+        self.announce_keywords(sel, flags)
         values = list(flags)
         if uid in sel.recent:
             values.append("\\Recent")
         return "(" + " ".join(values) + ")"
+
+    def announce_keywords(self, sel: Selected, flags: Sequence[str]) -> None:
+        """A keyword new to the mailbox is announced with FLAGS first (RFC 3501 §7.2.6)."""
+        new = [f for f in flags if not f.startswith("\\") and f not in sel.keywords]
+        if not new:
+            return
+        sel.keywords.update(new)
+        self.untagged(f"FLAGS ({self.flags_text(sel)})")
+        if not sel.readonly:
+            self.untagged(f"OK [PERMANENTFLAGS ({self.flags_text(sel)} \\*)] flags permitted")
+
+    @staticmethod
+    def flags_text(sel: Selected) -> str:
+        return " ".join(PERMANENT_SYSTEM_FLAGS + sorted(sel.keywords))
 
     # --- helpers ----------------------------------------------------------------------------
 
@@ -541,8 +556,8 @@ async def _select(s: Session, c: Command, *, readonly: bool) -> None:
     else:
         recent = set(await s.db(store.recent_claim, folder=folder.pk, uids=snap.recent)) if snap.recent else set()
     sel = Selected(folder=folder, readonly=readonly, uids=snap.uids, recent=recent, modseq=snap.highest_modseq,
-                   uid_next=snap.uid_next)
-    flags = " ".join(PERMANENT_SYSTEM_FLAGS + snap.keywords)
+                   uid_next=snap.uid_next, keywords=set(snap.keywords))
+    flags = s.flags_text(sel)
     s.untagged(f"FLAGS ({flags})")
     if readonly:
         s.untagged("OK [PERMANENTFLAGS ()] read-only mailbox")
@@ -796,20 +811,23 @@ IDLE_TIMEOUT_SECONDS = 30 * 60
 
 # --- quota (RFC 9208) ------------------------------------------------------------------------
 
-async def _quota_response(s: Session) -> None:
+async def _quota_response(s: Session) -> bool:
+    """The account's one quota root is "" when it has a limit; unlimited accounts have none."""
     assert s.account is not None
     used, limit = await s.db(selectors.account_usage, s.account)
-    if limit:
-        s.untagged(f'QUOTA "" (STORAGE {used // 1024} {limit // 1024})')
-    else:
-        s.untagged('QUOTA "" ()')
+    if not limit:
+        return False
+    s.untagged(f'QUOTA "" (STORAGE {(used + 1023) // 1024} {limit // 1024})')
+    return True
 
 
 async def cmd_getquotaroot(s: Session, c: Command) -> None:
     if len(c.args) != 1:
         raise bad("GETQUOTAROOT needs a mailbox name")
     folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
-    s.untagged(b"QUOTAROOT " + _list_name(folder.name) + b' ""')
+    assert s.account is not None
+    _, limit = await s.db(selectors.account_usage, s.account)
+    s.untagged(b"QUOTAROOT " + _list_name(folder.name) + (b' ""' if limit else b""))
     await _quota_response(s)
     await s.finish(c.tag, "OK", "GETQUOTAROOT completed")
 
@@ -817,9 +835,8 @@ async def cmd_getquotaroot(s: Session, c: Command) -> None:
 async def cmd_getquota(s: Session, c: Command) -> None:
     if len(c.args) != 1:
         raise bad("GETQUOTA needs a quota root")
-    if astring(c.args[0]) != "":
+    if astring(c.args[0]) != "" or not await _quota_response(s):
         raise no("no such quota root", "NONEXISTENT")
-    await _quota_response(s)
     await s.finish(c.tag, "OK", "GETQUOTA completed")
 
 
@@ -937,6 +954,7 @@ async def cmd_store(s: Session, c: Command) -> None:
     unchanged_since = None
     if isinstance(args[1], list):
         mods = args.pop(1)
+        assert isinstance(mods, list)
         if len(mods) != 2 or not isinstance(mods[0], Atom) or mods[0].upper() != "UNCHANGEDSINCE":
             raise bad("unknown STORE modifier")
         unchanged_since = number(mods[1])

@@ -76,7 +76,7 @@ def test_sections_headers_partial_and_mime(ic: IMAPClient) -> None:
 
 def test_rfc822_items(ic: IMAPClient) -> None:
     data = ic.fetch([1], ["RFC822.HEADER", "RFC822.TEXT"])[1]
-    assert MULTIPART == data[b"RFC822.HEADER"] + data[b"RFC822.TEXT"]
+    assert data[b"RFC822.HEADER"] + data[b"RFC822.TEXT"] == MULTIPART
     assert ic.fetch([1], ["RFC822"])[1][b"RFC822"] == MULTIPART
 
 

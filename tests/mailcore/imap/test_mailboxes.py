@@ -109,4 +109,33 @@ def test_namespace_id_enable_and_quota(ic: IMAPClient) -> None:
     assert b"mailcore" in ic.id_({"name": "test"})[0]
     assert ic.enable("CONDSTORE") == [b"CONDSTORE"]
     roots, quotas = ic.get_quota_root("INBOX")
+    assert roots.quota_roots == [""] and quotas[0].resource == "STORAGE"
+
+
+def test_quota_of_a_limited_account(ic: IMAPClient, alice: Account) -> None:
+    Account.objects.filter(pk=alice.pk).update(quota_bytes=10 * 1024 * 1024, used_bytes=2048)
+    roots, quotas = ic.get_quota_root("INBOX")
     assert roots.quota_roots == [""]
+    assert quotas[0].resource == "STORAGE" and quotas[0].usage == 2 and quotas[0].limit == 10240
+
+
+def test_create_special_use(imap_port: int, alice: Account) -> None:
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    assert raw.cmd("b", "CREATE Old (USE (\\Archive))")[-1].startswith(b"b OK")
+    assert Folder.objects.get(account=alice, name="Old").special_use == "\\Archive"
+    assert raw.cmd("c", "CREATE Odd (USE (\\Frobs))")[-1].startswith(b"c NO [USEATTR]")
+    raw.close()
+
+
+def test_new_keyword_is_announced_with_flags(imap_port: int, alice: Account) -> None:
+    inbox = Folder.objects.get(account=alice, name="INBOX")
+    store.message_append(account=alice, folder=inbox, raw=make_message())
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    raw.cmd("b", "SELECT INBOX")
+    lines = raw.cmd("c", "STORE 1 +FLAGS ($Todo)")
+    assert lines[0].startswith(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Todo)")
+    assert lines[1].startswith(b"* OK [PERMANENTFLAGS (")
+    assert lines[2] == b"* 1 FETCH (FLAGS ($Todo \\Recent))\r\n"
+    raw.close()
