@@ -105,6 +105,12 @@ def bodystructure(node: dict[str, Any], *, extended: bool = True) -> bytes:
         fields.append(envelope(message["envelope"]))
         fields.append(bodystructure(message["bodystructure"], extended=extended))
         fields.append(b"%d" % int(node.get("lines") or 0))
+    elif kind[0] == "message" and kind[1] in ("rfc822", "global"):
+        # An encoded message/rfc822 part was not parsed further; the grammar still needs an
+        # envelope, a body and a line count (RFC 3501 body-type-msg).
+        fields.append(envelope([]))
+        fields.append(b'("TEXT" "PLAIN" NIL NIL NIL "7BIT" 0 0)')
+        fields.append(b"%d" % int(node.get("lines") or 0))
     elif kind[0] == "text":
         fields.append(b"%d" % int(node.get("lines") or 0))
     if extended:

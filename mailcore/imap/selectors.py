@@ -147,12 +147,17 @@ def fetch_rows(folder_id: int, uids: Sequence[int], *, structure: bool, envelope
         values.append("message__envelope")
     rows = list(FolderEntry.objects.filter(folder_id=folder_id, uid__in=list(uids)).order_by("uid").values(*values))
     if body and rows:
-        blobs = dict(Blob.objects.filter(pk__in={r["message__blob_id"] for r in rows}).values_list("pk", "data"))
-        for r in rows:
-            r["raw"] = bytes(blobs.get(r["message__blob_id"], b""))
+        blobs_load(rows)
     for r in rows:
         r["flags"] = flags_of(r)
     return rows
+
+
+def blobs_load(rows: Sequence[dict[str, Any]]) -> None:
+    """Put the verbatim message bytes into each row as "raw"."""
+    blobs = dict(Blob.objects.filter(pk__in={r["message__blob_id"] for r in rows}).values_list("pk", "data"))
+    for r in rows:
+        r["raw"] = bytes(blobs.get(r["message__blob_id"], b""))
 
 
 # --- SEARCH ---------------------------------------------------------------------------------

@@ -57,7 +57,7 @@ T = TypeVar("T")
 BOGUS_LIMIT = 20
 AUTH_FAILURE_CLOSE = 3
 IDLE_POLL_SECONDS = 60.0
-FETCH_BODY_BATCH = 50
+FETCH_BODY_BYTES = 4 * 1024 * 1024
 FETCH_META_BATCH = 500
 REPORTED_MEMORY = 10_000
 
@@ -1130,16 +1130,30 @@ async def cmd_fetch(s: Session, c: Command) -> None:
         seen_changed = set(result.changed)
         for uid in seen_changed:
             sel.reported[uid] = result.entries[uid][1]
-    batch = FETCH_BODY_BATCH if need_body else FETCH_META_BATCH
-    for start in range(0, len(uids), batch):
-        chunk = uids[start : start + batch]
+    for start in range(0, len(uids), FETCH_META_BATCH):
+        chunk = uids[start : start + FETCH_META_BATCH]
         rows = await s.db(selectors.fetch_rows, sel.folder.pk, chunk, structure=need_structure,
-                          envelope=need_envelope, body=need_body)
-        for row in rows:
-            if changed_since is not None and row["modseq"] <= changed_since:
-                continue
-            s.send(_format_fetch(s, sel, row, items, uid_cmd, row["uid"] in seen_changed))
-        await s.flush()
+                          envelope=need_envelope, body=False)
+        if changed_since is not None:
+            rows = [r for r in rows if r["modseq"] > changed_since]
+        # Message bytes are loaded a few megabytes at a time and written out before the next.
+        group: list[dict[str, Any]] = []
+        group_size = 0
+        for index, row in enumerate(rows):
+            if need_body:
+                group.append(row)
+                group_size += row["message__size"]
+                if group_size < FETCH_BODY_BYTES and index + 1 < len(rows):
+                    continue
+                await s.db(selectors.blobs_load, group)
+            else:
+                group = [row]
+            for item_row in group:
+                s.send(_format_fetch(s, sel, item_row, items, uid_cmd, item_row["uid"] in seen_changed))
+                item_row.pop("raw", None)
+            group, group_size = [], 0
+            if need_body or len(s.out) >= FETCH_META_BATCH:
+                await s.flush()
     await s.sync(allow_expunge=uid_cmd)
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
