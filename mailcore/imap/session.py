@@ -682,37 +682,112 @@ def _list_name(name: str) -> bytes:
     return fmt.astring(encode(name)) if name != "INBOX" else b"INBOX"
 
 
+_LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
+_LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "STATUS", "SPECIAL-USE"}
+
+
+def _list_options(tokens: list[Token]) -> tuple[set[str], set[str], list[str], list[Token]]:
+    """RFC 5258 LIST-EXTENDED: (selection options, return options, STATUS items, remaining args)."""
+    args = list(tokens)
+    selection: set[str] = set()
+    returns: set[str] = set()
+    status_items: list[str] = []
+    if args and isinstance(args[0], list):
+        selection = {astring(t).upper() for t in args.pop(0)}
+        if not selection <= _LIST_SELECT:
+            raise bad("unknown LIST selection option")
+        if selection == {"RECURSIVEMATCH"} or selection == {"RECURSIVEMATCH", "REMOTE"}:
+            raise bad("RECURSIVEMATCH needs another selection option")
+    if len(args) >= 2 and isinstance(args[-2], Atom) and args[-2].upper() == "RETURN":
+        opts = args[-1]
+        if not isinstance(opts, list):
+            raise bad("RETURN needs a list")
+        args = args[:-2]
+        i = 0
+        while i < len(opts):
+            word = astring(opts[i]).upper()
+            if word not in _LIST_RETURN:
+                raise bad("unknown LIST return option")
+            returns.add(word)
+            if word == "STATUS":
+                items = opts[i + 1] if i + 1 < len(opts) else None
+                if not isinstance(items, list) or not items:
+                    raise bad("STATUS needs a list of items")
+                status_items = [astring(t).upper() for t in items]
+                if any(x not in STATUS_ITEMS for x in status_items):
+                    raise bad("unknown STATUS item")
+                i += 1
+            i += 1
+    return selection, returns, status_items, args
+
+
 async def _list(s: Session, c: Command, *, lsub: bool) -> None:
-    if len(c.args) != 2:
-        raise bad(f"{c.name} needs a reference and a mailbox pattern")
     assert s.account is not None
+    selection: set[str] = set()
+    returns: set[str] = set()
+    status_items: list[str] = []
+    args = list(c.args)
+    if not lsub:
+        selection, returns, status_items, args = _list_options(args)
+    if len(args) != 2:
+        raise bad(f"{c.name} needs a reference and a mailbox pattern")
+    raw_patterns = args[1] if isinstance(args[1], list) and not lsub else [args[1]]
     try:
-        reference = decode(astring(c.args[0]))
-        pattern = decode(astring(c.args[1]))
+        reference = decode(astring(args[0]))
+        patterns = [decode(astring(p)) for p in raw_patterns]
     except Utf7Error as exc:
         raise bad(str(exc)) from None
-    if pattern == "":
-        s.untagged(b'LIST (\\Noselect) "/" ""' if not lsub else b'LSUB (\\Noselect) "/" ""')
+    word = "LSUB" if lsub else "LIST"
+    if patterns == [""]:
+        s.untagged(f'{word} (\\Noselect) "/" ""')
         await s.finish(c.tag, "OK", f"{c.name} completed")
         return
-    full = reference + pattern if not reference or reference.endswith("/") or pattern.startswith("/") \
-        else reference + "/" + pattern
-    regex = _pattern_regex(full)
-    inbox_regex = _pattern_regex("INBOX" + full[5:]) if full[:5].upper() == "INBOX" else None
+    regexes = []
+    for pattern in patterns:
+        full = reference + pattern if not reference or reference.endswith("/") or pattern.startswith("/") \
+            else reference + "/" + pattern
+        regexes.append(_pattern_regex(full))
+        if full[:5].upper() == "INBOX":
+            regexes.append(_pattern_regex("INBOX" + full[5:]))
     folders = await s.db(selectors.folders_list, s.account)
-    names = {f.name for f in folders}
-    word = "LSUB" if lsub else "LIST"
+    names = sorted(f.name for f in folders)
+    subscribed_only = "SUBSCRIBED" in selection
+    special_only = "SPECIAL-USE" in selection
+    show_subscribed = subscribed_only or "SUBSCRIBED" in returns
+
+    def has_child(name: str, predicate: Callable[[Folder], bool] | None = None) -> bool:
+        prefix = name + "/"
+        start = bisect.bisect_left(names, prefix)
+        if predicate is None:
+            return start < len(names) and names[start].startswith(prefix)
+        return any(f.name.startswith(prefix) and predicate(f) for f in folders)
+
     for folder in folders:
-        matched = regex.match(folder.name) or (inbox_regex is not None and inbox_regex.match(folder.name))
-        if not matched or (lsub and not folder.subscribed):
+        if not any(r.match(folder.name) for r in regexes):
             continue
+        selected_by_option = ((not subscribed_only or folder.subscribed)
+                              and (not special_only or folder.special_use not in ("", Folder.SpecialUse.INBOX)))
+        child_info = ""
+        if lsub:
+            if not folder.subscribed:
+                continue
+        elif not selected_by_option:
+            if ("RECURSIVEMATCH" in selection and subscribed_only
+                    and has_child(folder.name, lambda f: f.subscribed)):
+                child_info = ' ("CHILDINFO" ("SUBSCRIBED"))'
+            else:
+                continue
         attrs = []
-        has_children = any(n.startswith(folder.name + "/") for n in names)
         if not lsub:
-            attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+            attrs.append("\\HasChildren" if has_child(folder.name) else "\\HasNoChildren")
+            if show_subscribed and folder.subscribed:
+                attrs.append("\\Subscribed")
             if folder.special_use and folder.special_use != Folder.SpecialUse.INBOX:
                 attrs.append(folder.special_use)
-        s.untagged(f"{word} ({' '.join(attrs)}) \"/\" ".encode() + _list_name(folder.name))
+        s.untagged(f"{word} ({' '.join(attrs)}) \"/\" ".encode() + _list_name(folder.name) + child_info.encode())
+        if status_items:
+            st = await s.db(selectors.folder_status, folder)
+            s.untagged(b"STATUS " + _list_name(folder.name) + f" ({_status_text(st, status_items)})".encode())
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
@@ -727,6 +802,12 @@ async def cmd_lsub(s: Session, c: Command) -> None:
 STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED"}
 
 
+def _status_text(st: selectors.FolderStatus, items: list[str]) -> str:
+    values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uid_next, "UIDVALIDITY": st.uidvalidity,
+              "UNSEEN": st.unseen, "HIGHESTMODSEQ": st.highest_modseq, "SIZE": st.size, "DELETED": st.deleted}
+    return " ".join(f"{i} {values[i]}" for i in items)
+
+
 async def cmd_status(s: Session, c: Command) -> None:
     if len(c.args) != 2 or not isinstance(c.args[1], list) or not c.args[1]:
         raise bad("STATUS needs a mailbox name and a list of items")
@@ -735,10 +816,7 @@ async def cmd_status(s: Session, c: Command) -> None:
         raise bad("unknown STATUS item")
     folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
     st = await s.db(selectors.folder_status, folder)
-    values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uid_next, "UIDVALIDITY": st.uidvalidity,
-              "UNSEEN": st.unseen, "HIGHESTMODSEQ": st.highest_modseq, "SIZE": st.size, "DELETED": st.deleted}
-    body = " ".join(f"{i} {values[i]}" for i in items)
-    s.untagged(b"STATUS " + _list_name(folder.name) + f" ({body})".encode())
+    s.untagged(b"STATUS " + _list_name(folder.name) + f" ({_status_text(st, items)})".encode())
     await s.finish(c.tag, "OK", "STATUS completed")
 
 

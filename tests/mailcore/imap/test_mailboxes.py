@@ -139,3 +139,23 @@ def test_new_keyword_is_announced_with_flags(imap_port: int, alice: Account) -> 
     assert lines[1].startswith(b"* OK [PERMANENTFLAGS (")
     assert lines[2] == b"* 1 FETCH (FLAGS ($Todo \\Recent))\r\n"
     raw.close()
+
+
+def test_list_extended_selection_return_and_status(imap_port: int, alice: Account) -> None:
+    inbox = Folder.objects.get(account=alice, name="INBOX")
+    store.message_append(account=alice, folder=inbox, raw=make_message())
+    store.folder_create(account=alice, name="Lists/Dev")
+    lists = Folder.objects.get(account=alice, name="Lists")
+    store.folder_subscribe(account=alice, folder=lists, subscribed=False)
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    lines = raw.cmd("b", 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "Lists*"')
+    assert lines[0] == b'* LIST (\\HasChildren) "/" Lists ("CHILDINFO" ("SUBSCRIBED"))\r\n'
+    assert lines[1] == b'* LIST (\\HasNoChildren \\Subscribed) "/" Lists/Dev\r\n'
+    lines = raw.cmd("c", 'LIST "" (INBOX Sent) RETURN (STATUS (MESSAGES UNSEEN))')
+    assert lines[:4] == [b'* LIST (\\HasNoChildren) "/" INBOX\r\n', b"* STATUS INBOX (MESSAGES 1 UNSEEN 1)\r\n",
+                         b'* LIST (\\HasNoChildren \\Sent) "/" Sent\r\n', b"* STATUS Sent (MESSAGES 0 UNSEEN 0)\r\n"]
+    lines = raw.cmd("d", 'LIST (SPECIAL-USE) "" "*"')
+    assert len(lines) == 6 and all(b"\\HasNoChildren \\" in line for line in lines[:-1])
+    assert raw.cmd("e", 'LIST (RECURSIVEMATCH) "" "*"')[-1].startswith(b"e BAD")
+    raw.close()
