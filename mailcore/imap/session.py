@@ -692,8 +692,10 @@ def _list_options(tokens: list[Token]) -> tuple[set[str], set[str], list[str], l
     selection: set[str] = set()
     returns: set[str] = set()
     status_items: list[str] = []
-    if args and isinstance(args[0], list):
-        selection = {astring(t).upper() for t in args.pop(0)}
+    first = args[0] if args else None
+    if isinstance(first, list):
+        args.pop(0)
+        selection = {astring(t).upper() for t in first}
         if not selection <= _LIST_SELECT:
             raise bad("unknown LIST selection option")
         if selection == {"RECURSIVEMATCH"} or selection == {"RECURSIVEMATCH", "REMOTE"}:
