@@ -6,10 +6,10 @@ from django.conf import settings
 
 BASE = [
     "IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
-    "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "CONDSTORE", "ESEARCH", "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE",
+    "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "CONDSTORE", "QRESYNC", "ESEARCH", "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE",
 ]
 # Extensions ENABLE accepts (RFC 5161).
-ENABLEABLE = {"CONDSTORE"}
+ENABLEABLE = {"CONDSTORE", "QRESYNC"}
 
 
 def capabilities(*, authenticated: bool, tls: bool, login_allowed: bool, starttls_available: bool) -> list[str]:

@@ -111,6 +111,18 @@ def folder_delta(folder_id: int, since_modseq: int, known_uid_next: int) -> Delt
     return delta
 
 
+def expunged_since(folder_id: int, since: int, upto: int) -> list[int]:
+    return sorted(set(FolderChange.objects.filter(
+        folder_id=folder_id, kind=FolderChange.Kind.EXPUNGE, modseq__gt=since, modseq__lte=upto)
+        .values_list("uid", flat=True)))
+
+
+def changed_since(folder_id: int, since: int, upto: int) -> list[tuple[int, list[str], int]]:
+    rows = (FolderEntry.objects.filter(folder_id=folder_id, modseq__gt=since, modseq__lte=upto)
+            .order_by("uid").values("uid", "modseq", *_FLAG_VALUES))
+    return [(r["uid"], flags_of(r), r["modseq"]) for r in rows]
+
+
 @dataclass
 class FolderStatus:
     messages: int

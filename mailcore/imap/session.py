@@ -361,14 +361,20 @@ class Session:
     def _send_expunges(self, uids: Sequence[int]) -> None:
         sel = self.selected
         assert sel is not None
+        vanished = []
         for uid in uids:
             seq = sel.seq_of(uid)
             if seq is None:
                 continue
-            self.untagged(f"{seq} EXPUNGE")
+            if "QRESYNC" in self.enabled:
+                vanished.append(uid)  # RFC 7162 §3.2.10: VANISHED replaces EXPUNGE
+            else:
+                self.untagged(f"{seq} EXPUNGE")
             del sel.uids[seq - 1]
             sel.recent.discard(uid)
             sel.pending_expunge.discard(uid)
+        if vanished:
+            self.untagged(f"VANISHED {uid_set_text(sorted(vanished))}")
 
     def _flags_with_recent(self, sel: Selected, uid: int, flags: Sequence[str]) -> str:
         self.announce_keywords(sel, flags)
@@ -518,6 +524,8 @@ async def cmd_enable(s: Session, c: Command) -> None:
         if name in ENABLEABLE and name not in s.enabled:
             s.enabled.add(name)
             newly.append(name)
+    if "QRESYNC" in s.enabled:
+        s.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
     s.untagged("ENABLED" + "".join(" " + n for n in newly))
     await s.finish(c.tag, "OK", "ENABLE completed")
 
@@ -533,15 +541,28 @@ async def _select(s: Session, c: Command, *, readonly: bool) -> None:
     if not c.args or len(c.args) > 2:
         raise bad(f"{c.name} needs a mailbox name")
     condstore = False
+    qresync: list[Token] | None = None
     if len(c.args) == 2:
         params = c.args[1]
         if not isinstance(params, list):
             raise bad("invalid SELECT parameters")
-        for p in params:
-            if isinstance(p, Atom) and p.upper() == "CONDSTORE":
+        i = 0
+        while i < len(params):
+            p = params[i]
+            word = p.upper() if isinstance(p, Atom) else ""
+            nxt = params[i + 1] if i + 1 < len(params) else None
+            if word == "CONDSTORE":
                 condstore = True
+            elif word == "QRESYNC" and isinstance(nxt, list):
+                if "QRESYNC" not in s.enabled:
+                    raise bad("QRESYNC must be enabled first")
+                if not 2 <= len(nxt) <= 4:
+                    raise bad("invalid QRESYNC parameters")
+                qresync = nxt
+                i += 1
             else:
                 raise bad("unknown SELECT parameter")
+            i += 1
     if s.selected is not None:
         s.selected = None
         s.state = State.AUTHENTICATED
@@ -574,7 +595,36 @@ async def _select(s: Session, c: Command, *, readonly: bool) -> None:
     s.untagged(f"OK [HIGHESTMODSEQ {snap.highest_modseq}] highest")
     s.selected = sel
     s.state = State.SELECTED
+    if qresync is not None:
+        await _qresync_report(s, sel, snap.uidvalidity, qresync)
     await s.finish(c.tag, "OK", f"[{'READ-ONLY' if readonly else 'READ-WRITE'}] {c.name} completed")
+
+
+async def _qresync_report(s: Session, sel: Selected, uidvalidity: int, params: list[Token]) -> None:
+    """RFC 7162 §3.2.5: what changed since the client's MODSEQ, when its UIDVALIDITY is current."""
+    if number(params[0], nonzero=True) != uidvalidity:
+        return
+    since = number(params[1], nonzero=True)
+    known = sel.uids_for_uidset(sequence_set(params[2])) if len(params) >= 3 and isinstance(params[2], Atom) \
+        else None
+    known_range = None
+    if len(params) >= 3 and isinstance(params[2], Atom):
+        known_range = sequence_set(params[2]).resolve(sel.uid_next)
+    await _vanished_earlier(s, sel, since, known_range)
+    changed = await s.db(selectors.changed_since, sel.folder.pk, since, sel.modseq)
+    for uid, flags, modseq in changed:
+        if (known is not None and uid not in known) or sel.seq_of(uid) is None:
+            continue
+        s.untagged(f"{sel.seq_of(uid)} FETCH (UID {uid} FLAGS {s._flags_with_recent(sel, uid, flags)} "
+                   f"MODSEQ ({modseq}))")
+
+
+async def _vanished_earlier(s: Session, sel: Selected, since: int, ranges: list[tuple[int, int]] | None) -> None:
+    gone = await s.db(selectors.expunged_since, sel.folder.pk, since, sel.modseq)
+    if ranges is not None:
+        gone = [u for u in gone if any(lo <= u <= hi for lo, hi in ranges)]
+    if gone:
+        s.untagged(f"VANISHED (EARLIER) {uid_set_text(gone)}")
 
 
 async def cmd_select(s: Session, c: Command) -> None:
@@ -1182,6 +1232,7 @@ async def cmd_fetch(s: Session, c: Command) -> None:
     uids = _target_uids(s, c, c.args[0])
     items = fetch_items(c.args[1])
     changed_since = None
+    vanished = False
     if len(c.args) == 3:
         mods = c.args[2]
         if not isinstance(mods, list) or not mods:
@@ -1193,8 +1244,13 @@ async def cmd_fetch(s: Session, c: Command) -> None:
                 changed_since = number(mods[i + 1])
                 s.enabled.add("CONDSTORE")
                 i += 2
+            elif word == "VANISHED" and uid_cmd and "QRESYNC" in s.enabled:
+                vanished = True
+                i += 1
             else:
                 raise bad("unknown FETCH modifier")
+        if vanished and changed_since is None:
+            raise bad("VANISHED needs CHANGEDSINCE")
     names = {i.name for i in items}
     need_body = bool(names & {"RFC822", "RFC822.HEADER", "RFC822.TEXT", "BINARY", "BINARY.SIZE"}) or any(
         i.has_section for i in items)
@@ -1202,6 +1258,8 @@ async def cmd_fetch(s: Session, c: Command) -> None:
     need_envelope = "ENVELOPE" in names
     sets_seen = any((i.name in ("BODY", "BINARY") and i.has_section and not i.peek) or i.name in (
         "RFC822", "RFC822.TEXT") for i in items)
+    if vanished and changed_since is not None:
+        await _vanished_earlier(s, sel, changed_since, sequence_set(c.args[0]).resolve(sel.uid_next))
     uids = [u for u in uids if u not in sel.pending_expunge]
     seen_changed: set[int] = set()
     if sets_seen and not sel.readonly and uids:
