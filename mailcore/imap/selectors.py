@@ -297,6 +297,17 @@ def search_uids(folder_id: int, key: SearchKey, compiler: SearchCompiler, *, max
     return list(qs.order_by("uid").values_list("uid", "modseq"))
 
 
+def ordering_rows(folder_id: int, uids: Sequence[int]) -> list[dict[str, Any]]:
+    """What SORT and THREAD need of each message."""
+    rows = FolderEntry.objects.filter(folder_id=folder_id, uid__in=list(uids)).values(
+        "uid", "received_at", "message__size", "message__envelope", "message__date", "message__message_id",
+        "message__in_reply_to", "message__references")
+    return [{"uid": r["uid"], "received_at": r["received_at"], "size": r["message__size"],
+             "envelope": r["message__envelope"], "sent": r["message__date"],
+             "message_id": r["message__message_id"], "in_reply_to": r["message__in_reply_to"],
+             "references": r["message__references"]} for r in rows]
+
+
 def mailbox_exists_any(account: Account) -> bool:
     return Folder.objects.filter(account=account).exists()
 

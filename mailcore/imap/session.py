@@ -28,8 +28,8 @@ from mailcore.auth import LoginThrottle, authenticate_mail
 from mailcore.mime import decoded_part, iter_nodes, parse_message, section_bytes
 from mailcore.models import Account, Folder
 
+from . import ordering, selectors
 from . import response as fmt
-from . import selectors
 from .capabilities import ENABLEABLE, NAMESPACE, PERMANENT_SYSTEM_FLAGS, SERVER_ID, capabilities
 from .parser import (
     Atom,
@@ -1347,6 +1347,67 @@ async def cmd_search(s: Session, c: Command) -> None:
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
+async def _matching_rows(s: Session, sel: Selected, args: list[Token]) -> list[dict[str, Any]]:
+    """Rows for SORT/THREAD: charset then search keys, as SEARCH."""
+    if not args:
+        raise bad("missing charset")
+    charset = astring(args[0]).upper()
+    if charset not in ("UTF-8", "US-ASCII"):
+        raise no("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+    _, key = search_program(args[1:])
+    _check_saved(key)
+    compiler = selectors.SearchCompiler(sel.folder.pk, sel.seq_ranges_as_uids, sel.uid_ranges, sel.recent)
+    matches = await s.db(selectors.search_uids, sel.folder.pk, key, compiler, max_uid=sel.uid_next)
+    uids = [u for u, _ in matches if sel.seq_of(u) is not None]
+    rows = await s.db(selectors.ordering_rows, sel.folder.pk, uids) if uids else []
+    for row in rows:
+        row["seq"] = sel.seq_of(row["uid"])
+    return rows
+
+
+async def cmd_sort(s: Session, c: Command) -> None:
+    sel = s.require_selected()
+    uid_cmd = c.name.startswith("UID ")
+    if len(c.args) < 3 or not isinstance(c.args[0], list) or not c.args[0]:
+        raise bad("SORT needs criteria, a charset and search keys")
+    criteria: list[tuple[str, bool]] = []
+    reverse = False
+    for token in c.args[0]:
+        word = astring(token).upper()
+        if word == "REVERSE" and not reverse:
+            reverse = True
+            continue
+        if word not in ordering.SORT_KEYS:
+            raise bad("unknown sort criterion")
+        criteria.append((word, reverse))
+        reverse = False
+    if reverse or not criteria:
+        raise bad("REVERSE must precede a sort key")
+    rows = await _matching_rows(s, sel, list(c.args[1:]))
+    ordered = ordering.sort_rows(rows, criteria)
+    s.untagged("SORT" + "".join(f" {r['uid'] if uid_cmd else r['seq']}" for r in ordered))
+    await s.sync(allow_expunge=uid_cmd)
+    await s.finish(c.tag, "OK", f"{c.name} completed")
+
+
+async def cmd_thread(s: Session, c: Command) -> None:
+    sel = s.require_selected()
+    uid_cmd = c.name.startswith("UID ")
+    if len(c.args) < 3:
+        raise bad("THREAD needs an algorithm, a charset and search keys")
+    algorithm = astring(c.args[0]).upper()
+    if algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):
+        raise bad("unknown threading algorithm")
+    rows = await _matching_rows(s, sel, list(c.args[1:]))
+    if algorithm == "REFERENCES":
+        roots = ordering.thread_references(rows)
+    else:
+        roots = ordering.thread_ordered_subject(rows)
+    s.untagged("THREAD " + ordering.format_threads(roots, lambda r: r["uid"] if uid_cmd else r["seq"]))
+    await s.sync(allow_expunge=uid_cmd)
+    await s.finish(c.tag, "OK", f"{c.name} completed")
+
+
 def _check_saved(key: SearchKey) -> None:
     for arg in key.args:
         if isinstance(arg, SequenceSet) and arg.saved:
@@ -1393,6 +1454,10 @@ _COMMANDS: list[tuple[tuple[State, ...], str, Handler]] = [
     (_SEL, "UID EXPUNGE", cmd_uid_expunge),
     (_SEL, "SEARCH", cmd_search),
     (_SEL, "UID SEARCH", cmd_search),
+    (_SEL, "SORT", cmd_sort),
+    (_SEL, "UID SORT", cmd_sort),
+    (_SEL, "THREAD", cmd_thread),
+    (_SEL, "UID THREAD", cmd_thread),
     (_SEL, "FETCH", cmd_fetch),
     (_SEL, "UID FETCH", cmd_fetch),
     (_SEL, "STORE", cmd_store),
