@@ -54,7 +54,7 @@ from .utf7 import Utf7Error, decode, encode
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-BOGUS_LIMIT = 20
+BOGUS_LIMIT = 50
 AUTH_FAILURE_CLOSE = 3
 IDLE_POLL_SECONDS = 60.0
 FETCH_BODY_BYTES = 4 * 1024 * 1024
@@ -1044,7 +1044,13 @@ async def _copy(s: Session, c: Command, *, move: bool) -> None:
         raise no("mailbox is read-only", "READ-ONLY")
     service = store.message_move if move else store.message_copy
     try:
-        pairs = await s.db(service, account=s.account, source=sel.folder, uids=uids, target=target) if uids else []
+        if move and target.pk == sel.folder.pk and uids:
+            # RFC 6851 §3.3 allows a move within one mailbox: new UIDs, the old ones expunged.
+            pairs = await s.db(store.message_copy, account=s.account, source=sel.folder, uids=uids, target=target)
+            await s.db(store.folder_expunge, account=s.account, folder=sel.folder, uids=uids, only_deleted=False)
+        else:
+            pairs = await s.db(service, account=s.account, source=sel.folder, uids=uids, target=target) \
+                if uids else []
     except store.QuotaExceeded as exc:
         raise no(str(exc), "OVERQUOTA") from None
     code = ""

@@ -78,7 +78,7 @@ def test_logout_says_bye_first() -> None:
 
 def test_too_many_bad_commands_end_the_session() -> None:
     session = Session(FakeIO(), notifications=False)
-    out = run(session, *[b"x FROB\r\n"] * 25)
+    out = run(session, *[b"x FROB\r\n"] * 55)
     assert b"* BYE too many bad commands" in out and session.state is State.LOGOUT
 
 
