@@ -210,12 +210,17 @@ class AliasForm(forms.ModelForm):
         data = super().clean() or {}
         lines = [x.strip() for x in str(data.get("destinations_text", "")).replace(",", "\n").splitlines() if x.strip()]
         if not lines:
-            raise ValidationError({"destinations_text": "An alias needs at least one destination."})
+            self.add_error("destinations_text", "An alias needs at least one destination.")
+            return data
         try:
             self.instance.destinations = [normalize_address(x) for x in lines]
         except AddressError as exc:
-            raise ValidationError({"destinations_text": str(exc)}) from None
+            self.add_error("destinations_text", str(exc))
         return data
+
+    def _post_clean(self) -> None:
+        if not self.errors:  # the model's own checks only once the form's have passed
+            super()._post_clean()  # type: ignore[misc]
 
 
 @admin.register(Alias)

@@ -166,12 +166,12 @@ class Alias(models.Model):
         if self.domain_id is not None and self.address.rpartition("@")[2] != self.domain.name:
             raise ValidationError({"address": f"The alias must be in the domain {self.domain.display_name}."})
         if not self.destinations:
-            raise ValidationError({"destinations": "An alias needs at least one destination."})
+            raise ValidationError("An alias needs at least one destination.")
         cleaned = []
         for item in self.destinations:
             try:
                 cleaned.append(normalize_address(str(item)))
             except AddressError as exc:
-                raise ValidationError({"destinations": str(exc)}) from None
+                raise ValidationError(f"Destination: {exc}") from None
         self.destinations = cleaned
 
