@@ -13,13 +13,14 @@ import ipaddress
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
 from mailcore.net.tls import server_context
 
@@ -28,6 +29,7 @@ from .session import IDLE_TIMEOUT_SECONDS, Session, State
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CONNECTION_CHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,21 @@ class DatabasePool:
         self.threads = threads
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imap-db")
 
-    @staticmethod
-    def _call(fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        close_old_connections()
-        return fn(*args, **kwargs)
+    _local = threading.local()
+
+    @classmethod
+    def _call(cls, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        # Django's per-request housekeeping, at most every CONNECTION_CHECK_SECONDS per thread:
+        # with health checks on, every call would otherwise pay an extra round trip.
+        now = time.monotonic()
+        if now - getattr(cls._local, "checked", 0.0) > CONNECTION_CHECK_SECONDS:
+            close_old_connections()
+            cls._local.checked = now
+        try:
+            return fn(*args, **kwargs)
+        except (InterfaceError, OperationalError):
+            connections.close_all()  # reconnect on the next call
+            raise
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()

@@ -358,6 +358,12 @@ class Session:
             self._send_expunges(sorted(sel.pending_expunge))
             sel.pending_expunge.clear()
 
+    async def sync_if_notified(self, *, allow_expunge: bool) -> None:
+        """Sync after FETCH/STORE/SEARCH only when an event said the folder changed (or Redis is
+        unavailable); NOOP, CHECK and IDLE always look at the database."""
+        if self.dirty or self._listener is None:
+            await self.sync(allow_expunge=allow_expunge)
+
     def _send_expunges(self, uids: Sequence[int]) -> None:
         sel = self.selected
         assert sel is not None
@@ -1129,7 +1135,7 @@ async def cmd_store(s: Session, c: Command) -> None:
         if condstore:
             parts.append(f"MODSEQ ({modseq})")
         s.untagged(f"{seq} FETCH ({' '.join(parts)})")
-    await s.sync(allow_expunge=c.name.startswith("UID "))
+    await s.sync_if_notified(allow_expunge=c.name.startswith("UID "))
     code = ""
     if result.failed:
         failed = result.failed if c.name.startswith("UID ") else [sel.seq_of(u) or 0 for u in result.failed]
@@ -1298,7 +1304,7 @@ async def cmd_fetch(s: Session, c: Command) -> None:
             group, group_size = [], 0
             if need_body or len(s.out) >= FETCH_META_BATCH:
                 await s.flush()
-    await s.sync(allow_expunge=uid_cmd)
+    await s.sync_if_notified(allow_expunge=uid_cmd)
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
@@ -1349,7 +1355,7 @@ async def cmd_search(s: Session, c: Command) -> None:
         if modseq_used and numbers:
             parts.append(f"MODSEQ {highest}")
         s.untagged("ESEARCH " + " ".join(parts))
-    await s.sync(allow_expunge=uid_cmd)
+    await s.sync_if_notified(allow_expunge=uid_cmd)
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
@@ -1392,7 +1398,7 @@ async def cmd_sort(s: Session, c: Command) -> None:
     rows = await _matching_rows(s, sel, list(c.args[1:]))
     ordered = ordering.sort_rows(rows, criteria)
     s.untagged("SORT" + "".join(f" {r['uid'] if uid_cmd else r['seq']}" for r in ordered))
-    await s.sync(allow_expunge=uid_cmd)
+    await s.sync_if_notified(allow_expunge=uid_cmd)
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
@@ -1410,7 +1416,7 @@ async def cmd_thread(s: Session, c: Command) -> None:
     else:
         roots = ordering.thread_ordered_subject(rows)
     s.untagged("THREAD " + ordering.format_threads(roots, lambda r: r["uid"] if uid_cmd else r["seq"]))
-    await s.sync(allow_expunge=uid_cmd)
+    await s.sync_if_notified(allow_expunge=uid_cmd)
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
