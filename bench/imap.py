@@ -27,6 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 USERS = 10
 PASSWORD = "bench-password-123"
@@ -58,11 +59,12 @@ def message(i: int) -> bytes:
 
 
 def rss_kib(pids: list[int]) -> int:
+    """Proportional set size (shared pages split between the processes sharing them)."""
     total = 0
     for pid in pids:
         with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     total += int(line.split()[1])
     return total
 
@@ -189,6 +191,9 @@ service imap-login {{
 service imap {{
   process_limit = 2000
 }}
+protocol imap {{
+  mail_max_userip_connections = 2000
+}}
 """)
     proc = subprocess.Popen(["dovecot", "-F", "-c", str(config)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
@@ -220,27 +225,27 @@ def client_loop(port: int, user: str, until: float, counts: dict[str, int], lock
     rng = random.Random(user)
     local: dict[str, int] = defaultdict(int)
 
-    def op(name: str, fn: Callable[[], object]) -> object:
-        result = fn()
+    def op(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        result = fn(*args)
         local[name] += 1
         return result
 
     while time.monotonic() < until:
         try:
             conn = imaplib.IMAP4("127.0.0.1", port, timeout=30)
-            op("LOGIN", lambda: conn.login(user, PASSWORD))
-            typ, data = op("SELECT", lambda: conn.select("INBOX"))  # type: ignore[misc]
+            op("LOGIN", conn.login, user, PASSWORD)
+            _, data = op("SELECT", conn.select, "INBOX")
             total = int(data[0])
             start = rng.randint(1, max(1, total - 20))
-            op("FETCH", lambda: conn.fetch(f"{start}:{start + 19}", "(FLAGS ENVELOPE RFC822.SIZE)"))
-            op("FETCH BODY", lambda: conn.fetch(str(rng.randint(1, total)), "(BODY.PEEK[])"))
-            op("STORE", lambda: conn.store(str(rng.randint(1, total)), "FLAGS", "(\\Seen $Bench)"))
-            op("SEARCH", lambda: conn.search(None, "SUBJECT", "report", "UNSEEN"))
-            typ, data = op("APPEND", lambda: conn.append("INBOX", "", None, message(rng.randint(0, 99))))  # type: ignore[misc]
+            op("FETCH", conn.fetch, f"{start}:{start + 19}", "(FLAGS ENVELOPE RFC822.SIZE)")
+            op("FETCH BODY", conn.fetch, str(rng.randint(1, total)), "(BODY.PEEK[])")
+            op("STORE", conn.store, str(rng.randint(1, total)), "FLAGS", "(\\Seen $Bench)")
+            op("SEARCH", conn.search, None, "SUBJECT", "report", "UNSEEN")
+            op("APPEND", conn.append, "INBOX", "", None, message(rng.randint(0, 99)))
             conn.noop()
             conn.store(str(total + 1), "+FLAGS.SILENT", "(\\Deleted)")
-            op("EXPUNGE", lambda: conn.expunge())
-            op("LOGOUT", lambda: conn.logout())
+            op("EXPUNGE", conn.expunge)
+            op("LOGOUT", conn.logout)
         except (imaplib.IMAP4.error, OSError, ValueError, IndexError) as exc:
             errors.append(f"{type(exc).__name__}: {exc}")
             time.sleep(0.05)
@@ -276,8 +281,12 @@ def idle_memory(port: int, pid: int, users: list[str], connections: int) -> tupl
             f = s.makefile("rb")
             f.readline()
             s.sendall(f"a LOGIN {users[i % len(users)]} {PASSWORD}\r\nb SELECT INBOX\r\n".encode())
-            while not f.readline().startswith(b"b "):
-                pass
+            while True:
+                line = f.readline()
+                if not line or line.startswith(b"b "):
+                    break
+            if not line.startswith(b"b OK"):
+                raise RuntimeError(f"idle connection {i} was refused: {line!r}")
             socks.append((s, f))
         time.sleep(2)
         after = rss_kib(process_tree(pid))
@@ -302,12 +311,14 @@ def main(argv: list[str]) -> int:
     prepare_our_accounts(users)
     results: dict[str, dict[str, float]] = {}
     memory: dict[str, tuple[int, int]] = {}
+    print("measuring our server", flush=True)
     with our_server() as (port, pid):
         results["ours"], errors = run_load(port, users, args.clients, args.seconds)
         memory["ours"] = idle_memory(port, pid, users, args.idle)
         if errors:
             print(f"ours: {len(errors)} errors, first: {errors[0]}")
     if shutil.which("dovecot"):
+        print("measuring dovecot", flush=True)
         with dovecot_server(users) as (port, pid):
             results["dovecot"], errors = run_load(port, users, args.clients, args.seconds)
             memory["dovecot"] = idle_memory(port, pid, users, args.idle)
@@ -321,8 +332,8 @@ def main(argv: list[str]) -> int:
     print("|---|" + "---|" * len(names))
     for op_name in OPS:
         print(f"| {op_name} | " + " | ".join(f"{results[n][op_name]:.1f}" for n in names) + " |")
-    print(f"\nMemory of {args.idle} idle connections (logged in, INBOX selected), resident set of all server "
-          "processes")
+    print(f"\nMemory of {args.idle} idle connections (logged in, INBOX selected), proportional set size (PSS) "
+          "of all server processes")
     for n in names:
         before, after = memory[n]
         print(f"| {n} | {before / 1024:.1f} MiB -> {after / 1024:.1f} MiB | "

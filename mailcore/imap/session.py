@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
@@ -82,6 +83,20 @@ class SessionIO(Protocol):
     async def read_line(self, timeout: float | None = None) -> bytes: ...
 
     async def starttls(self) -> None: ...
+
+
+class SharedRedisThrottle(LoginThrottle):
+    """LoginThrottle over one connection pool per process instead of a new client per check."""
+
+    _shared: redis.Redis | None = None
+    _shared_url = ""
+
+    def _redis(self) -> redis.Redis:
+        cls = SharedRedisThrottle
+        if cls._shared is None or cls._shared_url != settings.REDIS_URL:
+            cls._shared = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+            cls._shared_url = settings.REDIS_URL
+        return cls._shared
 
 
 class CommandError(Exception):
@@ -182,7 +197,7 @@ class Session:
     ) -> None:
         self.io = io
         self.db = db
-        self.throttle = throttle or LoginThrottle()
+        self.throttle = throttle or SharedRedisThrottle()
         self.state = State.NOT_AUTHENTICATED
         self.account: Account | None = None
         self.selected: Selected | None = None
@@ -916,29 +931,33 @@ async def cmd_append(s: Session, c: Command) -> None:
 async def cmd_idle(s: Session, c: Command) -> None:
     if c.args:
         raise bad("IDLE takes no arguments")
+    s.wakeup.clear()
     await s.sync(allow_expunge=True)
     s.send(b"+ idling\r\n")
     await s.flush()
     reader = asyncio.ensure_future(s.io.read_line(timeout=float(IDLE_TIMEOUT_SECONDS)))
+    waiter: asyncio.Future[Any] | None = None
     try:
         while True:
-            s.wakeup.clear()
             waiter = asyncio.ensure_future(s.wakeup.wait())
             done, _ = await asyncio.wait({reader, waiter}, timeout=IDLE_POLL_SECONDS,
                                          return_when=asyncio.FIRST_COMPLETED)
-            if waiter not in done:
-                waiter.cancel()
             if reader in done:
                 line = reader.result()
                 if line.rstrip(b"\r\n").upper() != b"DONE":
                     raise bad("expected DONE")
                 break
+            if not waiter.done():
+                waiter.cancel()
+            # Cleared before looking, so an event that lands during the sync wakes us again.
+            s.wakeup.clear()
             if s.selected is not None:
                 await s.sync(allow_expunge=True)
                 await s.flush()
     finally:
-        if not reader.done():
-            reader.cancel()
+        for task in (reader, waiter):
+            if task is not None and not task.done():
+                task.cancel()
     await s.finish(c.tag, "OK", "IDLE terminated")
 
 
