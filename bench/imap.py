@@ -19,6 +19,7 @@ import os
 import random
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -221,12 +222,15 @@ protocol imap {{
 # --- load -----------------------------------------------------------------------------------
 
 def client_loop(port: int, user: str, until: float, counts: dict[str, int], lock: threading.Lock,
-                errors: list[str]) -> None:
+                errors: list[str], latencies: dict[str, list[float]]) -> None:
     rng = random.Random(user)
     local: dict[str, int] = defaultdict(int)
+    local_latency: dict[str, list[float]] = defaultdict(list)
 
     def op(name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        began = time.perf_counter()
         result = fn(*args)
+        local_latency[name].append(time.perf_counter() - began)
         local[name] += 1
         return result
 
@@ -252,14 +256,19 @@ def client_loop(port: int, user: str, until: float, counts: dict[str, int], lock
     with lock:
         for name, value in local.items():
             counts[name] += value
+            latencies[name].extend(local_latency[name])
 
 
-def run_load(port: int, users: list[str], clients: int, seconds: float) -> tuple[dict[str, float], list[str]]:
+def run_load(port: int, users: list[str], clients: int,
+             seconds: float) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    """Per command: (operations per second, median latency in ms)."""
     counts: dict[str, int] = defaultdict(int)
+    latencies: dict[str, list[float]] = defaultdict(list)
     errors: list[str] = []
     lock = threading.Lock()
     until = time.monotonic() + seconds
-    threads = [threading.Thread(target=client_loop, args=(port, users[i % len(users)], until, counts, lock, errors))
+    threads = [threading.Thread(target=client_loop, args=(port, users[i % len(users)], until, counts, lock, errors,
+                                                      latencies))
                for i in range(clients)]
     began = time.monotonic()
     for t in threads:
@@ -267,7 +276,8 @@ def run_load(port: int, users: list[str], clients: int, seconds: float) -> tuple
     for t in threads:
         t.join(timeout=seconds + 120)
     elapsed = time.monotonic() - began
-    return {name: counts[name] / elapsed for name in OPS}, errors
+    return {name: (counts[name] / elapsed, statistics.median(latencies[name]) * 1000 if latencies[name] else 0.0)
+            for name in OPS}, errors
 
 
 def idle_memory(port: int, pid: int, users: list[str], connections: int) -> tuple[int, int]:
@@ -309,7 +319,7 @@ def main(argv: list[str]) -> int:
     _django_setup()
     users = [f"imapbench{i}@bench.test" for i in range(USERS)]
     prepare_our_accounts(users)
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, tuple[float, float]]] = {}
     memory: dict[str, tuple[int, int]] = {}
     print("measuring our server", flush=True)
     with our_server() as (port, pid):
@@ -327,11 +337,12 @@ def main(argv: list[str]) -> int:
     else:
         print("dovecot is not installed; only our server was measured")
     names = list(results)
-    print(f"\nIMAP load: {args.clients} clients, {args.seconds:.0f} s, operations per second")
+    print(f"\nIMAP load: {args.clients} clients, {args.seconds:.0f} s; operations per second (median latency)")
     print("| command | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for op_name in OPS:
-        print(f"| {op_name} | " + " | ".join(f"{results[n][op_name]:.1f}" for n in names) + " |")
+        print(f"| {op_name} | " + " | ".join(
+            f"{results[n][op_name][0]:.1f} ({results[n][op_name][1]:.1f} ms)" for n in names) + " |")
     print(f"\nMemory of {args.idle} idle connections (logged in, INBOX selected), proportional set size (PSS) "
           "of all server processes")
     for n in names:

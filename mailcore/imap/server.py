@@ -161,7 +161,8 @@ class Connection:
                 break
             size, nonsync = announced
             allowed = settings.MAX_MESSAGE_SIZE if is_append else literal_limit
-            if size > allowed or (not is_append and len(data) + size > command_limit):
+            total_limit = command_limit + (settings.MAX_MESSAGE_SIZE if is_append else 0)
+            if size > allowed or len(data) + size > total_limit:
                 if nonsync:
                     raise TooLarge("literal too large")
                 code = "[TOOBIG] " if is_append else ""
@@ -174,7 +175,7 @@ class Connection:
             except asyncio.IncompleteReadError as exc:
                 raise ConnectionResetError("client went away") from exc
             line = await self.read_line()
-            if not is_append and len(data) + len(line) > command_limit:
+            if len(data) + len(line) > total_limit:
                 raise TooLarge("command too long")
         return bytes(data)
 
