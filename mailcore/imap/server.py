@@ -11,6 +11,7 @@ import contextlib
 import functools
 import ipaddress
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -136,6 +137,15 @@ class Connection:
             raise TooLarge("line too long")
         return line
 
+    def _ack_now(self) -> None:
+        """Acknowledge the literal at once: clients that send the literal and the closing CRLF
+        in two writes (imaplib) otherwise wait for our delayed ACK under Nagle (~40 ms)."""
+        sock = self.writer.get_extra_info("socket")
+        quickack = getattr(socket, "TCP_QUICKACK", None)
+        if sock is not None and quickack is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+
     async def starttls(self) -> None:
         if self.reader._buffer:  # type: ignore[attr-defined]
             # Commands pipelined after STARTTLS were sent in the clear: never act on them.
@@ -174,6 +184,7 @@ class Connection:
                 data += await asyncio.wait_for(self.reader.readexactly(size), self._timeout())
             except asyncio.IncompleteReadError as exc:
                 raise ConnectionResetError("client went away") from exc
+            self._ack_now()
             line = await self.read_line()
             if len(data) + len(line) > total_limit:
                 raise TooLarge("command too long")
