@@ -37,7 +37,6 @@ from .parser import (
     Command,
     FetchItem,
     ParseError,
-    SearchKey,
     SequenceSet,
     String,
     Token,
@@ -144,6 +143,8 @@ class Selected:
     uid_next: int
     keywords: set[str] = field(default_factory=set)
     pending_expunge: set[int] = field(default_factory=set)
+    # The SEARCHRES result variable "$" (RFC 5182): UIDs, empty at SELECT.
+    saved: list[int] = field(default_factory=list)
     # uid -> modseq already reported by this session (own STORE), not to be repeated.
     reported: dict[int, int] = field(default_factory=dict)
 
@@ -151,7 +152,12 @@ class Selected:
         i = bisect.bisect_left(self.uids, uid)
         return i + 1 if i < len(self.uids) and self.uids[i] == uid else None
 
+    def saved_uids(self) -> list[int]:
+        return [u for u in self.saved if self.seq_of(u) is not None]
+
     def uids_for_seqs(self, seqset: SequenceSet) -> list[int]:
+        if seqset.saved:
+            return self.saved_uids()
         total = len(self.uids)
         out: set[int] = set()
         for lo, hi in seqset.resolve(total):
@@ -161,6 +167,8 @@ class Selected:
         return sorted(out)
 
     def uids_for_uidset(self, seqset: SequenceSet) -> list[int]:
+        if seqset.saved:
+            return self.saved_uids()
         largest = self.uids[-1] if self.uids else 0
         out: set[int] = set()
         for lo, hi in seqset.resolve(largest):
@@ -170,10 +178,14 @@ class Selected:
         return sorted(out)
 
     def uid_ranges(self, seqset: SequenceSet) -> list[tuple[int, int]]:
+        if seqset.saved:
+            return [(u, u) for u in self.saved_uids()]
         largest = self.uids[-1] if self.uids else 0
         return seqset.resolve(largest)
 
     def seq_ranges_as_uids(self, seqset: SequenceSet) -> list[tuple[int, int]]:
+        if seqset.saved:
+            return [(u, u) for u in self.saved_uids()]
         total = len(self.uids)
         out = []
         for lo, hi in seqset.resolve(total):
@@ -1053,8 +1065,6 @@ async def cmd_uid_expunge(s: Session, c: Command) -> None:
 def _target_uids(s: Session, c: Command, token: Token) -> list[int]:
     sel = s.require_selected()
     seqset = sequence_set(token)
-    if seqset.saved:
-        raise bad("no saved search result")
     return sel.uids_for_uidset(seqset) if c.name.startswith("UID ") else sel.uids_for_seqs(seqset)
 
 
@@ -1338,22 +1348,34 @@ async def cmd_search(s: Session, c: Command) -> None:
         if not isinstance(args[1], list):
             raise bad("RETURN needs a list")
         esearch = [astring(t).upper() for t in args[1]] or ["ALL"]
-        if any(o not in ("MIN", "MAX", "ALL", "COUNT") for o in esearch):
+        if any(o not in ("MIN", "MAX", "ALL", "COUNT", "SAVE") for o in esearch):
             raise bad("unknown RETURN option")
         args = args[2:]
     charset, key = search_program(args)
     if charset is not None and charset not in ("UTF-8", "US-ASCII"):
         raise no("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
-    _check_saved(key)
     compiler = selectors.SearchCompiler(sel.folder.pk, sel.seq_ranges_as_uids, sel.uid_ranges, sel.recent)
+    save = esearch is not None and "SAVE" in esearch
+    if save:
+        sel.saved = []  # a failing SEARCH leaves "$" empty (RFC 5182 §2.1)
     matches = await s.db(selectors.search_uids, sel.folder.pk, key, compiler, max_uid=sel.uid_next)
     known = [(u, m) for u, m in matches if sel.seq_of(u) is not None]
+    if save and esearch is not None:
+        found = [u for u, _ in known]
+        # RFC 5182 §2.4: with MIN and/or MAX (and neither ALL nor COUNT) only those are saved.
+        if found and ("MIN" in esearch or "MAX" in esearch) and not ({"ALL", "COUNT"} & set(esearch)):
+            picked = ({found[0]} if "MIN" in esearch else set()) | ({found[-1]} if "MAX" in esearch else set())
+            found = sorted(picked)
+        sel.saved = found
+        esearch = [o for o in esearch if o != "SAVE"]
     numbers = [u for u, _ in known] if uid_cmd else [sel.seq_of(u) or 0 for u, _ in known]
     modseq_used = search_uses(key, "MODSEQ")
     if modseq_used:
         s.enabled.add("CONDSTORE")
     highest = max((m for _, m in known), default=0)
-    if esearch is None:
+    if esearch == []:
+        pass  # RETURN (SAVE) alone: no untagged result
+    elif esearch is None:
         text = "SEARCH" + "".join(f" {n}" for n in numbers)
         if modseq_used and numbers:
             text += f" (MODSEQ {highest})"
@@ -1386,7 +1408,6 @@ async def _matching_rows(s: Session, sel: Selected, args: list[Token]) -> list[d
     if charset not in ("UTF-8", "US-ASCII"):
         raise no("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
     _, key = search_program(args[1:])
-    _check_saved(key)
     compiler = selectors.SearchCompiler(sel.folder.pk, sel.seq_ranges_as_uids, sel.uid_ranges, sel.recent)
     matches = await s.db(selectors.search_uids, sel.folder.pk, key, compiler, max_uid=sel.uid_next)
     uids = [u for u, _ in matches if sel.seq_of(u) is not None]
@@ -1437,14 +1458,6 @@ async def cmd_thread(s: Session, c: Command) -> None:
     s.untagged("THREAD " + ordering.format_threads(roots, lambda r: r["uid"] if uid_cmd else r["seq"]))
     await s.sync_if_notified(allow_expunge=uid_cmd)
     await s.finish(c.tag, "OK", f"{c.name} completed")
-
-
-def _check_saved(key: SearchKey) -> None:
-    for arg in key.args:
-        if isinstance(arg, SequenceSet) and arg.saved:
-            raise bad("no saved search result")
-        if isinstance(arg, SearchKey):
-            _check_saved(arg)
 
 
 # ==== dispatch table ============================================================================

@@ -82,3 +82,15 @@ def test_search_wire_format_esearch_and_badcharset(imap_port: int, ic: IMAPClien
     raw.send("Grüß\r\n".encode())
     assert raw.until("g") == [b"* SEARCH 3\r\n", b"g OK SEARCH completed\r\n"]
     raw.close()
+
+
+def test_searchres_saves_and_reuses_the_result(imap_port: int, ic: IMAPClient) -> None:
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    raw.cmd("b", "SELECT INBOX")
+    assert raw.cmd("c", "SEARCH RETURN (SAVE) UNSEEN") == [b"c OK SEARCH completed\r\n"]
+    assert raw.cmd("d", "UID FETCH $ (UID)")[:2] == [b"* 1 FETCH (UID 1)\r\n", b"* 3 FETCH (UID 3)\r\n"]
+    assert raw.cmd("e", "SEARCH $ FLAGGED")[0] == b"* SEARCH 3\r\n"
+    assert raw.cmd("f", "SEARCH RETURN (SAVE MAX) ALL") == [b"f OK SEARCH completed\r\n"]
+    assert raw.cmd("g", "FETCH $ (UID)")[0] == b"* 3 FETCH (UID 3)\r\n"
+    raw.close()
