@@ -259,6 +259,10 @@ async def start_listener(host: str, port: int, *, implicit_tls: bool = False, li
         try:
             conn = Connection(reader, writer, tls=implicit_tls, starttls_available=not implicit_tls, limits=limits)
             await conn.run(pool)
+        except asyncio.CancelledError:
+            # Closing the listener cancels its clients; end quietly (Python 3.11's stream
+            # callback would log a cancelled handler task as an error).
+            pass
         finally:
             tasks.discard(task)
 

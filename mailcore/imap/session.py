@@ -12,6 +12,7 @@ import asyncio
 import base64
 import binascii
 import bisect
+import contextlib
 import enum
 import logging
 import re
@@ -300,8 +301,10 @@ class Session:
 
     async def close(self) -> None:
         if self._listener is not None:
-            self._listener.cancel()
-            self._listener = None
+            listener, self._listener = self._listener, None
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         if self._layer is not None and self._channel is not None and self.account is not None:
             from mailcore.events import account_group
 

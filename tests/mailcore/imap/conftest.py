@@ -30,9 +30,29 @@ class ServerThread:
         self.listener = future.result(timeout=10)
         return self.listener.port
 
+    @staticmethod
+    async def _drain() -> None:
+        """Let whatever the server left running (the channel layer's reader) finish."""
+        current = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not current]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=5)
+        from channels.layers import channel_layers
+
+        for layer in list(channel_layers.backends.values()):
+            flush = getattr(layer, "flush", None)
+            if flush is not None:
+                try:
+                    await flush()
+                except Exception:  # noqa: BLE001 - best effort at teardown
+                    pass
+
     def stop(self) -> None:
         if self.listener is not None:
             asyncio.run_coroutine_threadsafe(self.listener.close(), self.loop).result(timeout=20)
+        asyncio.run_coroutine_threadsafe(self._drain(), self.loop).result(timeout=20)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
         self.loop.close()

@@ -91,6 +91,6 @@ def test_searchres_saves_and_reuses_the_result(imap_port: int, ic: IMAPClient) -
     assert raw.cmd("c", "SEARCH RETURN (SAVE) UNSEEN") == [b"c OK SEARCH completed\r\n"]
     assert raw.cmd("d", "UID FETCH $ (UID)")[:2] == [b"* 1 FETCH (UID 1)\r\n", b"* 3 FETCH (UID 3)\r\n"]
     assert raw.cmd("e", "SEARCH $ FLAGGED")[0] == b"* SEARCH 3\r\n"
-    assert raw.cmd("f", "SEARCH RETURN (SAVE MAX) ALL") == [b"f OK SEARCH completed\r\n"]
+    assert raw.cmd("f", "SEARCH RETURN (SAVE MAX) ALL")[0] == b'* ESEARCH (TAG "f") MAX 3\r\n'
     assert raw.cmd("g", "FETCH $ (UID)")[0] == b"* 3 FETCH (UID 3)\r\n"
     raw.close()
