@@ -1025,7 +1025,7 @@ async def cmd_close(s: Session, c: Command) -> None:
     sel = s.require_selected()
     assert s.account is not None
     if not sel.readonly:
-        await s.db(store.folder_expunge, account=s.account, folder=sel.folder, uids=sel.uids)
+        await s.db(store.folder_expunge, account=s.account, folder=sel.folder, uids=None)
     s.selected = None
     s.state = State.AUTHENTICATED
     await s.finish(c.tag, "OK", "CLOSE completed")
@@ -1042,8 +1042,10 @@ async def _expunge(s: Session, c: Command, uids: list[int] | None) -> None:
     assert s.account is not None
     if sel.readonly:
         raise no("mailbox is read-only", "READ-ONLY")
-    targets = sel.uids if uids is None else uids
-    gone = await s.db(store.folder_expunge, account=s.account, folder=sel.folder, uids=list(targets))
+    # Plain EXPUNGE names no UIDs: the store removes every \Deleted entry of the folder (one
+    # query instead of an IN list of the whole mailbox); ones this session never saw are
+    # simply never announced.
+    gone = await s.db(store.folder_expunge, account=s.account, folder=sel.folder, uids=uids)
     s._send_expunges(gone)
     await s.sync(allow_expunge=True)
     code = ""
