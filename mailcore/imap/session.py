@@ -344,9 +344,13 @@ class Session:
                 await asyncio.sleep(1)
                 continue
             sel = self.selected
-            if sel is not None and event.get("folder") == sel.folder.pk:
-                self.dirty = True
-                self.wakeup.set()
+            if sel is None or event.get("folder") != sel.folder.pk:
+                continue
+            modseq = int(event.get("modseq") or 0)
+            if modseq and modseq <= sel.modseq:
+                continue  # already part of what this session has looked at (its own APPEND...)
+            self.dirty = True
+            self.wakeup.set()
 
     # --- selected-state synchronisation -----------------------------------------------------
 
