@@ -11,22 +11,23 @@ from typing import Any
 import pytest
 import redis
 
-from mailcore.imap.server import Listener, start_listener
+from mailcore.imap.server import Limits, Listener, start_listener
 from mailcore.models import Account
 from tests.conftest import PASSWORD
 
 
 class ServerThread:
-    def __init__(self, implicit_tls: bool = False) -> None:
+    def __init__(self, implicit_tls: bool = False, limits: Limits | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.implicit_tls = implicit_tls
+        self.limits = limits
         self.listener: Listener | None = None
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def start(self) -> int:
         self.thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            start_listener("127.0.0.1", 0, implicit_tls=self.implicit_tls), self.loop)
+            start_listener("127.0.0.1", 0, implicit_tls=self.implicit_tls, limits=self.limits), self.loop)
         self.listener = future.result(timeout=10)
         return self.listener.port
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -67,3 +68,26 @@ def test_bad_syntax_gets_bad_with_tag_or_untagged(imap_port: int) -> None:
     raw.send(b"\r\n")
     assert raw.line().startswith(b"* BAD")
     raw.close()
+
+
+def test_idle_connections_are_closed_sooner_before_login(transactional_db: None, alice: Account,
+                                                         settings: Any) -> None:
+    from mailcore.imap.server import Limits
+
+    settings.ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK = True
+    from .conftest import ServerThread
+
+    server = ServerThread(limits=Limits(timeout_before_auth=0.5, timeout=2.0))
+    port = server.start()
+    try:
+        raw = Raw(port)
+        assert raw.line() == b"* BYE autologout; idle for too long\r\n"
+        raw.close()
+        raw = Raw(port)
+        _login(raw)
+        started = time.monotonic()
+        assert raw.line() == b"* BYE autologout; idle for too long\r\n"
+        assert time.monotonic() - started > 1.0
+        raw.close()
+    finally:
+        server.stop()
