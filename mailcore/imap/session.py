@@ -860,16 +860,22 @@ async def _list(s: Session, c: Command, *, lsub: bool) -> None:
         selected_by_option = ((not subscribed_only or folder.subscribed)
                               and (not special_only or folder.special_use not in ("", Folder.SpecialUse.INBOX)))
         child_info = ""
+        lsub_noselect = False
         if lsub:
             if not folder.subscribed:
-                continue
+                # RFC 3501 §6.3.9: an unsubscribed parent of a subscribed folder that "%" hides
+                # is listed with \Noselect.
+                lsub_noselect = has_child(folder.name, lambda f: f.subscribed and not any(
+                    r.match(f.name) for r in regexes))
+                if not lsub_noselect:
+                    continue
         elif not selected_by_option:
             if ("RECURSIVEMATCH" in selection and subscribed_only
                     and has_child(folder.name, lambda f: f.subscribed)):
                 child_info = ' ("CHILDINFO" ("SUBSCRIBED"))'
             else:
                 continue
-        attrs = []
+        attrs = ["\\Noselect"] if lsub_noselect else []
         if not lsub:
             attrs.append("\\HasChildren" if has_child(folder.name) else "\\HasNoChildren")
             if show_subscribed and folder.subscribed:

@@ -159,3 +159,15 @@ def test_list_extended_selection_return_and_status(imap_port: int, alice: Accoun
     assert len(lines) == 6 and all(b"\\HasNoChildren \\" in line for line in lines[:-1])
     assert raw.cmd("e", 'LIST (RECURSIVEMATCH) "" "*"')[-1].startswith(b"e BAD")
     raw.close()
+
+
+def test_lsub_shows_an_unsubscribed_parent_as_noselect(imap_port: int, alice: Account) -> None:
+    store.folder_create(account=alice, name="Lists/Dev")
+    lists = Folder.objects.get(account=alice, name="Lists")
+    store.folder_subscribe(account=alice, folder=lists, subscribed=False)
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    assert b'* LSUB (\\Noselect) "/" Lists\r\n' in raw.cmd("b", 'LSUB "" "%"')
+    lines = raw.cmd("c", 'LSUB "" "*"')
+    assert b'* LSUB () "/" Lists/Dev\r\n' in lines and not any(b'"/" Lists\r\n' in line for line in lines)
+    raw.close()
