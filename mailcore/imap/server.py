@@ -26,7 +26,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 from mailcore.net.tls import server_context
 
 from .parser import ParseError, literal_at_end, parse_command
-from .session import IDLE_TIMEOUT_SECONDS, Session, State
+from .session import IDLE_TIMEOUT_SECONDS, FatalIOError, Session, State
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,7 +93,7 @@ class DatabasePool:
         self.executor.shutdown(wait=True)
 
 
-class TooLarge(Exception):
+class TooLarge(FatalIOError):
     pass
 
 

@@ -99,6 +99,10 @@ class SharedRedisThrottle(LoginThrottle):
         return cls._shared
 
 
+class FatalIOError(Exception):
+    """Raised by the I/O layer when the connection has to end (a limit was exceeded)."""
+
+
 class CommandError(Exception):
     """Ends a command with a tagged NO or BAD (``kind``) and an optional response code."""
 
@@ -282,6 +286,13 @@ class Session:
         except ParseError as exc:
             self.bogus += 1
             await self.finish(command.tag, "BAD", str(exc))
+        except (OSError, FatalIOError):
+            raise
+        except Exception:
+            # A bug or a database failure in one command must not take the connection down.
+            log.exception("IMAP %s failed", name)
+            self.out.clear()
+            await self.finish(command.tag, "NO", "[SERVERBUG] internal error; try again")
 
     async def parse_error(self, exc: ParseError) -> None:
         self.bogus += 1
@@ -1226,10 +1237,9 @@ def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[Fe
     structure = row.get("message__bodystructure")
     env = row.get("message__envelope")
     raw: bytes | None = row.get("raw")
-    if (("BODYSTRUCTURE" in names or "BODY" in names and not structure)
-            or (env is not None and not env)) and raw is not None and not structure:
+    if raw is not None and not structure:
         parsed = parse_message(raw)  # rows stored before the MIME parser landed lack the metadata
-        structure, env = parsed.bodystructure, parsed.envelope
+        structure, env = parsed.bodystructure, env or parsed.envelope
     if uid_cmd and "UID" not in names:
         parts.append(b"UID %d" % row["uid"])
     for item in items:

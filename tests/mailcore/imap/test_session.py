@@ -86,3 +86,14 @@ def test_dispatch_table_covers_every_state_for_noop() -> None:
     for state in (State.NOT_AUTHENTICATED, State.AUTHENTICATED, State.SELECTED):
         assert (state, "NOOP") in DISPATCH
     assert (State.AUTHENTICATED, "FETCH") not in DISPATCH
+
+
+def test_a_failing_command_gets_no_serverbug_and_the_session_goes_on() -> None:
+    async def broken_db(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("database exploded")
+
+    session = Session(FakeIO(), db=broken_db, notifications=False)
+    session.state = State.AUTHENTICATED
+    session.account = object()  # type: ignore[assignment]
+    out = run(session, b'a LIST "" *\r\n', b"b NOOP\r\n")
+    assert out == b"a NO [SERVERBUG] internal error; try again\r\nb OK NOOP completed\r\n"
