@@ -6,14 +6,22 @@ alice and bob have accounts in two domains of two tenants; mallory is the attack
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 import pytest
-from django.conf import settings
-from django.db import connection
 
-from mailcore import store
-from mailcore.models import Account, Domain, Tenant
+if TYPE_CHECKING:
+    from mailcore.models import Account, Domain, Tenant
+
+
+def _store() -> ModuleType:
+    # Imported when a fixture runs, not with this file: suites that need no database
+    # (tests/mailcore/mime) run with ``-p no:django`` and have no Django app registry.
+    from mailcore import store
+
+    return store
+
 
 PASSWORD = "correct horse battery staple"
 
@@ -22,6 +30,8 @@ PASSWORD = "correct horse battery staple"
 def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
     """Servers under test run database work in their own threads, whose connections outlive
     the tests; end them before pytest-django drops the test database."""
+    from django.db import connection
+
     yield
     with django_db_blocker.unblock(), connection.cursor() as cur:
         cur.execute(
@@ -31,44 +41,47 @@ def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[N
 
 
 @pytest.fixture(autouse=True)
-def _fast_password_hashing(settings: pytest.FixtureRequest) -> None:
+def _fast_password_hashing(request: pytest.FixtureRequest) -> None:
+    if not request.config.pluginmanager.hasplugin("django"):
+        return  # run with -p no:django: no Django settings to change
     # Argon2 costs ~50 ms per check by design; the behaviour under test is the same with MD5.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # type: ignore[attr-defined]
+    settings = request.getfixturevalue("settings")
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
 def tenant_a(db: None) -> Tenant:
-    return store.tenant_create(name="Tenant A")
+    return _store().tenant_create(name="Tenant A")
 
 
 @pytest.fixture
 def tenant_b(db: None) -> Tenant:
-    return store.tenant_create(name="Tenant B")
+    return _store().tenant_create(name="Tenant B")
 
 
 @pytest.fixture
 def domain_a(tenant_a: Tenant) -> Domain:
-    return store.domain_create(tenant=tenant_a, name="a.test")
+    return _store().domain_create(tenant=tenant_a, name="a.test")
 
 
 @pytest.fixture
 def domain_b(tenant_b: Tenant) -> Domain:
-    return store.domain_create(tenant=tenant_b, name="b.test")
+    return _store().domain_create(tenant=tenant_b, name="b.test")
 
 
 @pytest.fixture
 def alice(domain_a: Domain) -> Account:
-    return store.account_create(address="alice@a.test", password=PASSWORD, display_name="Alice Liddell")
+    return _store().account_create(address="alice@a.test", password=PASSWORD, display_name="Alice Liddell")
 
 
 @pytest.fixture
 def bob(domain_b: Domain) -> Account:
-    return store.account_create(address="bob@b.test", password=PASSWORD, display_name="Bob Builder")
+    return _store().account_create(address="bob@b.test", password=PASSWORD, display_name="Bob Builder")
 
 
 @pytest.fixture
 def mallory(domain_a: Domain) -> Account:
-    return store.account_create(address="mallory@a.test", password=PASSWORD, display_name="Mallory")
+    return _store().account_create(address="mallory@a.test", password=PASSWORD, display_name="Mallory")
 
 
 def make_message(
@@ -89,4 +102,4 @@ def make_message(
     ).encode()
 
 
-__all__ = ["PASSWORD", "make_message", "settings"]
+__all__ = ["PASSWORD", "make_message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from mailcore.mime.headers import decode_header_value
@@ -10,12 +11,48 @@ from mailcore.mime.headers import decode_header_value
 EnvelopeAddress = list[str | None]
 
 MAX_ADDRESSES = 1000
+# Longer address fields are cut before parsing: ~2000 real recipients fit comfortably.
+MAX_ADDRESS_FIELD_CHARS = 128 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class Address:
     name: str
     email: str
+
+
+_SIMPLE_TOKEN_RE = re.compile(
+    r'(?P<ws>\s+)|(?P<atom>[^\s"(),:;<>@.\[\]]+)|(?P<special>[,:;<>@.])'
+    r'|"(?P<quoted>(?:[^"\\]|\\.)*)"?|(?P<literal>\[[^\]]*\]?)|(?P<stray>\])',
+    re.DOTALL,
+)
+_QUOTED_PAIR_RE = re.compile(r"\\(.)", re.DOTALL)
+
+
+def _comment(value: str, i: int) -> tuple[str, int]:
+    """A possibly nested comment starting at value[i] == "(": (text, index after it)."""
+    depth = 0
+    buf: list[str] = []
+    n = len(value)
+    while i < n:
+        c = value[i]
+        if c == "\\" and i + 1 < n:
+            buf.append(value[i + 1])
+            i += 2
+            continue
+        if c == "(":
+            depth += 1
+            if depth > 1:
+                buf.append(c)
+        elif c == ")":
+            depth -= 1
+            if depth == 0:
+                return "".join(buf).strip(), i + 1
+            buf.append(c)
+        else:
+            buf.append(c)
+        i += 1
+    return "".join(buf).strip(), n
 
 
 def _tokenize(value: str) -> list[tuple[str, str]]:
@@ -25,57 +62,24 @@ def _tokenize(value: str) -> list[tuple[str, str]]:
     i = 0
     n = len(value)
     while i < n:
-        ch = value[i]
-        if ch in " \t\r\n":
-            while i < n and value[i] in " \t\r\n":
-                i += 1
+        if value[i] == "(":
+            text, i = _comment(value, i)
+            tokens.append(("c", text))
+            continue
+        match = _SIMPLE_TOKEN_RE.match(value, i)
+        if match is None:  # cannot happen: every character starts some token
+            i += 1
+            continue
+        kind = match.lastgroup
+        if kind == "ws":
             tokens.append((" ", " "))
-        elif ch == '"':
-            i += 1
-            buf: list[str] = []
-            while i < n and value[i] != '"':
-                if value[i] == "\\" and i + 1 < n:
-                    i += 1
-                buf.append(value[i])
-                i += 1
-            i += 1
-            tokens.append(("q", "".join(buf)))
-        elif ch == "(":
-            depth = 0
-            buf = []
-            while i < n:
-                c = value[i]
-                if c == "\\" and i + 1 < n:
-                    buf.append(value[i + 1])
-                    i += 2
-                    continue
-                if c == "(":
-                    depth += 1
-                    if depth > 1:
-                        buf.append(c)
-                elif c == ")":
-                    depth -= 1
-                    if depth == 0:
-                        i += 1
-                        break
-                    buf.append(c)
-                else:
-                    buf.append(c)
-                i += 1
-            tokens.append(("c", "".join(buf).strip()))
-        elif ch == "[":
-            end = value.find("]", i)
-            end = n if end < 0 else end + 1
-            tokens.append(("a", value[i:end]))
-            i = end
-        elif ch in ",:;<>@.":
-            tokens.append((ch, ch))
-            i += 1
+        elif kind == "special":
+            tokens.append((match.group(), match.group()))
+        elif kind == "quoted":
+            tokens.append(("q", _QUOTED_PAIR_RE.sub(r"\1", match.group("quoted"))))
         else:
-            start = i
-            while i < n and value[i] not in ' \t\r\n"(),:;<>@.[':
-                i += 1
-            tokens.append(("a", value[start:i]))
+            tokens.append(("a", match.group()))
+        i = match.end()
     return tokens
 
 
@@ -100,7 +104,9 @@ def _addr_spec(tokens: list[tuple[str, str]]) -> tuple[str, str | None]:
             seen_at = True
             target = domain
         elif kind == "q":
-            target.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"' if _needs_quote(text) else text)
+            target.append(
+                '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"' if _needs_quote(text) else text
+            )
         elif kind in ("a", ".", "@"):
             target.append(text)
     return "".join(local), ("".join(domain) if seen_at else None)
@@ -114,7 +120,7 @@ def parse_address_list(value: str | None) -> list[EnvelopeAddress]:
     """Envelope-style entries, group markers included: [None, None, group, None] ... [None]*4."""
     if not value:
         return []
-    tokens = _tokenize(value)
+    tokens = _tokenize(value[:MAX_ADDRESS_FIELD_CHARS])
     result: list[EnvelopeAddress] = []
     current: list[tuple[str, str]] = []
     in_group = False
@@ -161,7 +167,7 @@ def _mailbox(tokens: list[tuple[str, str]]) -> EnvelopeAddress | None:
     open_at = next((i for i, t in enumerate(tokens) if t[0] == "<"), None)
     comments = [text for kind, text in tokens if kind == "c" and text]
     if open_at is not None:
-        name = _phrase(tokens[:open_at]) or (comments[0] if comments else "")
+        name = _phrase(tokens[:open_at]) or (comments[-1] if comments else "")
         inner = [t for t in tokens[open_at + 1 :] if t[0] not in (">", "c", " ")]
         adl: str | None = None
         colon = next((i for i, t in enumerate(inner) if t[0] == ":"), None)
@@ -170,7 +176,7 @@ def _mailbox(tokens: list[tuple[str, str]]) -> EnvelopeAddress | None:
             inner = inner[colon + 1 :]
         local, domain = _addr_spec(inner)
     else:
-        name = comments[0] if comments else ""
+        name = comments[-1] if comments else ""
         adl = None
         local, domain = _addr_spec([t for t in tokens if t[0] not in ("c", " ")])
     if not local and not domain and not name:  # white space or comments only

@@ -1,7 +1,22 @@
 """The MIME tree as byte offsets into the raw message, for IMAP BODYSTRUCTURE and BODY[section].
 
 Every node is a plain dict (JSON-safe, stored once at delivery) with offsets absolute into the
-outermost raw message, so an IMAP server can serve any section by slicing, without reparsing.
+outermost raw message, so an IMAP server can serve any section by slicing, without reparsing:
+
+    type, subtype      lowercase ("text", "plain")
+    params             [[key, value], ...]: keys lowercased, values unquoted, order kept
+    id, description    Content-ID / Content-Description as written, or None
+    encoding           Content-Transfer-Encoding as written, "7BIT" when absent
+    size               octets of the body (as stored: bare-LF messages are not CRLF-counted)
+    lines              text/* and message/rfc822 only
+    md5, disposition, language, location
+                       Content-MD5; [type, params] or None; [tags] or None; str or None
+    header_start, header_end, body_start, body_end
+                       header_end includes the blank line; body_start == header_end
+    parts              multipart only (never empty: a multipart without usable boundaries
+                       becomes text/plain)
+    message            message/rfc822 and message/global in 7bit/8bit/binary only:
+                       {"envelope": [...], "bodystructure": {...}}
 """
 
 from __future__ import annotations
@@ -10,7 +25,7 @@ import re
 from typing import Any
 
 from mailcore.mime.addresses import EnvelopeAddress, parse_address_list
-from mailcore.mime.headers import Field, Headers, parse_params_header, scan_header_block
+from mailcore.mime.headers import Headers, parse_params_header, scan_header_block
 
 # Nesting deeper than this is not split further: the rest is one opaque text/plain leaf.
 # Real clients nest a handful of levels; attackers nest thousands to exhaust the stack.
@@ -203,9 +218,10 @@ def _split_multipart(raw: bytes, start: int, end: int, boundary: str) -> list[tu
 def iter_nodes(node: Node, section: str = "") -> list[tuple[str, Node]]:
     """(section, node) pairs in document order, IMAP numbering (RFC 3501 §6.4.5).
 
-    A multipart's own section is its path ("" for the top one). For a message/rfc822 part,
-    its inner message's structure is numbered below the part; a non-multipart inner body is
-    "<part>.1" — the message/rfc822 nodes themselves are listed, inner nodes too.
+    Leaves and message/rfc822 parts get their section ("1", "2.1"); the body of a
+    non-multipart message is "1" (or "<part>.1" inside a message/rfc822 part). Multipart
+    nodes are listed under their path ("" for the top one), which inside a message/rfc822
+    part repeats that part's section.
     """
     out: list[tuple[str, Node]] = []
     stack: list[tuple[str, Node, bool]] = [(section, node, True)]
@@ -225,4 +241,12 @@ def iter_nodes(node: Node, section: str = "") -> list[tuple[str, Node]]:
     return out
 
 
-__all__ = ["Envelope", "Field", "Node", "build_envelope", "iter_nodes", "parse_message_structure"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_PARTS",
+    "Envelope",
+    "Node",
+    "build_envelope",
+    "iter_nodes",
+    "parse_message_structure",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 
 # Labels mail clients use for charsets whose Python codec is a strict subset of what is really
 # sent; the WHATWG Encoding Standard makes the same substitutions.
@@ -37,6 +38,14 @@ _SUPERSETS: dict[str, str] = {
     "x-user-defined": "",
 }
 
+# Python codecs that a hostile charset label must not select: they interpret escapes or
+# raise on every input, and are no mail charset.
+_REFUSED_CODECS = frozenset(
+    {"unicode-escape", "raw-unicode-escape", "undefined", "idna", "punycode", "mbcs", "oem", "palmos"}
+)
+# UTF-7, UTF-16 and the escape codecs can produce lone surrogates, which PostgreSQL JSONB rejects.
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
 
 def _codec_name(charset: str | None) -> str | None:
     if not charset:
@@ -52,7 +61,7 @@ def _codec_name(charset: str | None) -> str | None:
     except (LookupError, ValueError):
         return None
     # codecs.lookup also finds bytes-to-bytes codecs (base64, zlib, rot13): never use those.
-    if not getattr(info, "_is_text_encoding", True):
+    if not getattr(info, "_is_text_encoding", True) or info.name in _REFUSED_CODECS:
         return None
     return info.name
 
@@ -90,7 +99,11 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
                     text = decode_fallback(data)
         except Exception:
             text = decode_fallback(data)
-    return text.replace("\x00", "") if "\x00" in text else text
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    if not text.isascii() and _SURROGATE_RE.search(text):
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
 
 
 def _looks_utf8(data: bytes) -> bool:

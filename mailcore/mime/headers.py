@@ -39,6 +39,10 @@ def scan_header_block(raw: bytes, start: int, end: int) -> tuple[int, list[Field
     fields: list[Field] = []
     pos = start
     current: tuple[str, int, int] | None = None  # name, start, value_start
+    if raw.startswith(b"From ", start, end):
+        # An mbox "From " envelope line some MTAs leave in front of the header.
+        nl = raw.find(b"\n", start, end)
+        pos = end if nl < 0 else nl + 1
     while pos < end:
         nl = raw.find(b"\n", pos, end)
         line_end = end if nl < 0 else nl + 1
@@ -89,7 +93,8 @@ class Headers:
 
 
 # RFC 2047 encoded word. Tolerant: spaces inside Q words, lowercase b/q, missing trailing text.
-_ENCODED_WORD_RE = re.compile(r"=\?([^?\s]{1,75})\?([bBqQ])\?(.*?)\?=", re.DOTALL)
+# Encoded text never contains "?", which also keeps matching linear on "=?=?=?..." input.
+_ENCODED_WORD_RE = re.compile(r"=\?([^?\s]{1,75})\?([bBqQ])\?([^?]*)\?=")
 _Q_HEX_RE = re.compile(rb"=([0-9A-Fa-f]{2})")
 
 
@@ -150,7 +155,6 @@ def decode_header_value(value: str | bytes) -> str:
 
 
 # --- MIME parameters -------------------------------------------------------------------------
-
 
 
 def _split_params(value: str) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import logging
 import mimetypes
 import re
 from dataclasses import asdict, dataclass, field
@@ -10,11 +11,13 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from mailcore.mime.addresses import Address, addresses_from_envelope, parse_address_list
+from mailcore.mime.addresses import Address, addresses_from_envelope
 from mailcore.mime.bodystructure import Envelope, Node, build_envelope, iter_nodes, parse_message_structure
 from mailcore.mime.charsets import decode_bytes
-from mailcore.mime.headers import Headers, decode_header_value, decode_params
+from mailcore.mime.headers import decode_header_value, decode_params, scan_header_block
 from mailcore.mime.sections import decode_transfer
+
+logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 1_000_000
 MAX_PREVIEW_CHARS = 200
@@ -70,10 +73,11 @@ class ParsedMessage:
 # --- small header helpers ---------------------------------------------------------------------
 
 _MSGID_RE = re.compile(r"<([^<>]*)>")
-_SUBJECT_PREFIX_RE = re.compile(
-    r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|rif|tr|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|\[[^\]]*\])\s*",
+_SUBJECT_PREFIXES_RE = re.compile(
+    r"(?:\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|rif|tr|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|\[[^\[\]]*\]))+\s*",
     re.IGNORECASE,
 )
+MAX_THREAD_SUBJECT_CHARS = 1000
 _SUBJECT_TRAILER_RE = re.compile(r"\s*\((?:fwd|fw)\)\s*$", re.IGNORECASE)
 _WS_RE = re.compile(r"\s+")
 
@@ -81,14 +85,14 @@ _WS_RE = re.compile(r"\s+")
 def normalize_thread_subject(subject: str) -> str:
     """Subject for threading: reply/forward prefixes and [list-tags] stripped, spaces collapsed,
     casefolded. "Re: [dev] AW: Fwd:  Hello" -> "hello"."""
-    text = _WS_RE.sub(" ", subject).strip()
-    for _ in range(100):
-        stripped = _SUBJECT_PREFIX_RE.sub("", text, count=1)
-        stripped = _SUBJECT_TRAILER_RE.sub("", stripped)
+    text = _WS_RE.sub(" ", subject[: MAX_THREAD_SUBJECT_CHARS * 4]).strip()
+    for _ in range(10):  # "Re: Fwd: x (fwd)" needs the prefix pass again after the trailer
+        match = _SUBJECT_PREFIXES_RE.match(text)
+        stripped = _SUBJECT_TRAILER_RE.sub("", text[match.end() :] if match else text)
         if stripped == text:
             break
         text = stripped
-    return text.strip().casefold()
+    return text.strip().casefold()[:MAX_THREAD_SUBJECT_CHARS]
 
 
 def parse_message_ids(value: str | None) -> list[str]:
@@ -222,8 +226,38 @@ def parse_message(raw: bytes) -> ParsedMessage:
     """Parse a raw RFC 5322 message. Never raises: metadata is best effort on broken input."""
     try:
         return _parse(raw)
-    except Exception:  # a bug must not bounce mail: keep what is certain
-        return ParsedMessage(size=len(raw))
+    except Exception:  # a bug must not bounce mail: keep a structure IMAP can still serve
+        logger.exception("MIME parsing failed; storing a minimal structure")
+        return _minimal(raw)
+
+
+def _minimal(raw: bytes) -> ParsedMessage:
+    """The whole body as one text/plain part, after the header block if that can be found."""
+    try:
+        header_end, _ = scan_header_block(raw, 0, len(raw))
+    except Exception:
+        header_end = 0
+    node: Node = {
+        "type": "text",
+        "subtype": "plain",
+        "params": [["charset", "us-ascii"]],
+        "id": None,
+        "description": None,
+        "encoding": "7BIT",
+        "size": len(raw) - header_end,
+        "md5": None,
+        "disposition": None,
+        "language": None,
+        "location": None,
+        "header_start": 0,
+        "header_end": header_end,
+        "body_start": header_end,
+        "body_end": len(raw),
+        "lines": raw.count(b"\n", header_end),
+    }
+    return ParsedMessage(
+        header_size=header_end, size=len(raw), envelope=[None] * 10, bodystructure=node, text_part="1"
+    )
 
 
 def _parse(raw: bytes) -> ParsedMessage:
@@ -232,12 +266,13 @@ def _parse(raw: bytes) -> ParsedMessage:
     subject = decode_header_value(headers.get("subject") or "")
     result = ParsedMessage(
         subject=subject,
-        from_=_addresses(headers, "from"),
-        sender=_addresses(headers, "sender"),
-        reply_to=_addresses(headers, "reply-to"),
-        to=_addresses(headers, "to"),
-        cc=_addresses(headers, "cc"),
-        bcc=_addresses(headers, "bcc"),
+        # The envelope already holds the parsed lists; Sender and Reply-To there default to From.
+        from_=addresses_from_envelope(envelope[2] or []),
+        sender=addresses_from_envelope(envelope[3] or []) if headers.get("sender") else [],
+        reply_to=addresses_from_envelope(envelope[4] or []) if headers.get("reply-to") else [],
+        to=addresses_from_envelope(envelope[5] or []),
+        cc=addresses_from_envelope(envelope[6] or []),
+        bcc=addresses_from_envelope(envelope[7] or []),
         date=parse_date(headers.get("date")),
         message_id=next(iter(parse_message_ids(headers.get("message-id"))), ""),
         in_reply_to=parse_message_ids(headers.get("in-reply-to")),
@@ -268,13 +303,9 @@ def _parse(raw: bytes) -> ParsedMessage:
     if text_section and text_section in by_section:
         preview_source = _part_text(raw, by_section[text_section])
     elif html_text:
-        preview_source = html_to_text(html_text[: MAX_TEXT_PART_BYTES])
+        preview_source = html_to_text(html_text[:MAX_TEXT_PART_BYTES])
     result.preview = _WS_RE.sub(" ", preview_source[: MAX_PREVIEW_CHARS * 20]).strip()[:MAX_PREVIEW_CHARS]
     return result
-
-
-def _addresses(headers: Headers, name: str) -> list[Address]:
-    return addresses_from_envelope(parse_address_list(headers.get(name)))
 
 
 def _index_text(raw: bytes, root: Node, subject: str) -> str:
@@ -327,7 +358,12 @@ def _attachments(
             continue
         disposition, _ = _disposition(node)
         filename = _filename(node)
-        if node["type"] == "text" and ctype != "text/calendar" and not filename and disposition != "attachment":
+        if (
+            node["type"] == "text"
+            and ctype != "text/calendar"
+            and not filename
+            and disposition != "attachment"
+        ):
             continue  # a further inline text body (e.g. Apple Mail's text around an image)
         content_id = (node.get("id") or "").strip().strip("<>") or None
         message = node.get("message")
@@ -362,5 +398,7 @@ def _decoded_size(raw: bytes, node: Node) -> int:
     if encoding == "base64":
         breaks = raw.count(b"\n", node["body_start"], node["body_end"])
         crs = raw.count(b"\r", node["body_start"], node["body_end"])
-        return max(0, (size - breaks - crs) * 3 // 4)
+        tail = raw[max(node["body_start"], node["body_end"] - 8) : node["body_end"]].rstrip()
+        padding = len(tail) - len(tail.rstrip(b"="))
+        return max(0, (size - breaks - crs - padding) * 3 // 4)
     return size

@@ -17,13 +17,12 @@ _SECTION_RE = re.compile(
 _NOT_BASE64_RE = re.compile(rb"[^A-Za-z0-9+/]")
 
 
-def _resolve(root: Node, numbers: list[int]) -> tuple[Node, bool] | None:
-    """Walk a section path. Returns (node, via_message_root)."""
+def _resolve(root: Node, numbers: list[int]) -> Node | None:
+    """The node a numeric section path names (RFC 3501 §6.4.5), or None."""
     current = root
     node: Node | None = None
-    for depth, number in enumerate(numbers):
-        if depth > 0:
-            assert node is not None
+    for number in numbers:
+        if node is not None:
             message = node.get("message")
             if message is not None:
                 current = message["bodystructure"]
@@ -36,13 +35,11 @@ def _resolve(root: Node, numbers: list[int]) -> tuple[Node, bool] | None:
             if not 1 <= number <= len(parts):
                 return None
             node = parts[number - 1]
+        elif number == 1:
+            node = current  # the body of a non-multipart message is its part 1
         else:
-            if number != 1:
-                return None
-            node = current
-    if node is None:
-        return None
-    return node, False
+            return None
+    return node
 
 
 def section_bytes(
@@ -60,10 +57,9 @@ def section_bytes(
     message_root: Node | None = bodystructure
     target: Node | None = None
     if path:
-        resolved = _resolve(bodystructure, [int(n) for n in path.split(".")])
-        if resolved is None:
+        target = _resolve(bodystructure, [int(n) for n in path.split(".")])
+        if target is None:
             return None
-        target = resolved[0]
         message = target.get("message")
         message_root = message["bodystructure"] if message is not None else None
     if not spec:
@@ -71,9 +67,8 @@ def section_bytes(
             return raw[bodystructure["header_start"] : bodystructure["body_end"]]
         return raw[target["body_start"] : target["body_end"]]
     if spec == "MIME":
-        if target is None or target is bodystructure:
-            # RFC 3501: MIME of a top-level single part is its header too.
-            return None if target is None else raw[target["header_start"] : target["header_end"]]
+        if target is None:
+            return None  # MIME needs a part number
         return raw[target["header_start"] : target["header_end"]]
     if message_root is None:
         return None
@@ -83,7 +78,9 @@ def section_bytes(
     if spec == "HEADER":
         return header
     wanted = {name.strip('"').lower() for name in (fields or ())}
-    return header_fields(raw, message_root["header_start"], message_root["header_end"], wanted, spec.endswith("NOT"))
+    return header_fields(
+        raw, message_root["header_start"], message_root["header_end"], wanted, spec.endswith("NOT")
+    )
 
 
 def header_fields(raw: bytes, start: int, end: int, wanted: set[str], exclude: bool) -> bytes:
