@@ -86,3 +86,7 @@ __all__ = [
     "recipient_resolve",
     "tenant_create",
 ]
+
+from .recent import recent_claim  # noqa: E402
+
+__all__ += ["recent_claim"]

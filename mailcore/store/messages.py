@@ -237,6 +237,10 @@ def message_move(*, account: Account, source: Folder, uids: Sequence[int], targe
     """IMAP MOVE (RFC 6851) and the web's "move to": the same messages, new standings."""
     _check_folder(account, source)
     _check_folder(account, target)
+    if source.pk == target.pk:
+        # Every entry would count as "already there" and then be removed: the messages would
+        # be left standing nowhere.
+        raise StoreError("messages cannot be moved into the folder they are in")
     _lock_folders([source.pk, target.pk])
     entries = list(_entries_in(source, uids).select_related("message").order_by("uid"))
     if not entries:

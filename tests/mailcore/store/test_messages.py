@@ -88,6 +88,14 @@ def test_move_keeps_the_message_and_logs_an_expunge(alice):
     assert sorted(FolderChange.objects.filter(folder=inbox, kind="expunge").values_list("uid", flat=True)) == [1, 3]
 
 
+def test_move_into_the_same_folder_is_refused_and_loses_nothing(alice):
+    deliver(alice, 2)
+    inbox = folder(alice)
+    with pytest.raises(store.StoreError):
+        store.message_move(account=alice, source=inbox, uids=[1], target=inbox)
+    assert FolderEntry.objects.filter(folder=inbox).count() == 2
+
+
 def test_expunge_removes_only_deleted_and_honours_uid_set(alice):
     deliver(alice, 3)
     inbox = folder(alice)

@@ -1,0 +1,316 @@
+"""Reads for the IMAP session: folders, snapshots, deltas, FETCH rows and SEARCH, each scoped to
+the logged-in account in the same query (STYLE.md: selectors check ownership)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models.expressions import RawSQL
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce
+
+from mailcore.models import Account, Blob, Folder, FolderChange, FolderEntry, Message
+
+from .parser import SearchKey, SequenceSet
+
+FETCH_BATCH = 200
+_FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
+_FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+
+
+def folder_get(account: Account, name: str) -> Folder | None:
+    return Folder.objects.filter(account=account, name=name).first()
+
+
+def folder_get_by_id(account: Account, folder_id: int) -> Folder | None:
+    return Folder.objects.filter(account=account, pk=folder_id).first()
+
+
+def folders_list(account: Account) -> list[Folder]:
+    return list(Folder.objects.filter(account=account).order_by("name"))
+
+
+def account_usage(account: Account) -> tuple[int, int]:
+    row = Account.objects.filter(pk=account.pk).values_list("used_bytes", "quota_bytes").first()
+    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
+
+
+def flags_of(row: dict[str, Any], prefix: str = "message__") -> list[str]:
+    names = [n for n, col in zip(_FLAG_NAMES, _FLAG_COLUMNS, strict=True) if row[prefix + col]]
+    return names + list(row[prefix + "keywords"] or [])
+
+
+_FLAG_VALUES = tuple(f"message__{c}" for c in _FLAG_COLUMNS) + ("message__keywords",)
+
+
+@dataclass
+class Snapshot:
+    uidvalidity: int
+    uid_next: int
+    highest_modseq: int
+    uids: list[int]
+    recent: list[int]
+    first_unseen_uid: int | None
+    keywords: list[str]
+
+
+def folder_snapshot(folder_id: int) -> Snapshot:
+    folder = Folder.objects.get(pk=folder_id)
+    rows = list(
+        FolderEntry.objects.filter(folder_id=folder_id, modseq__lte=folder.highest_modseq, uid__lt=folder.uid_next)
+        .order_by("uid").values_list("uid", "recent")
+    )
+    unseen = (FolderEntry.objects.filter(folder_id=folder_id, message__seen=False, uid__lt=folder.uid_next)
+              .aggregate(first=Min("uid"))["first"])
+    keywords = set()
+    for kws in (Message.objects.filter(entries__folder_id=folder_id).exclude(keywords=[])
+                .values_list("keywords", flat=True).distinct()[:1000]):
+        keywords.update(kws)
+    return Snapshot(folder.uidvalidity, folder.uid_next, folder.highest_modseq, [u for u, _ in rows],
+                    [u for u, r in rows if r], unseen, sorted(keywords))
+
+
+@dataclass
+class Delta:
+    highest_modseq: int
+    uid_next: int
+    expunged: list[int] = field(default_factory=list)
+    new: list[tuple[int, bool]] = field(default_factory=list)  # (uid, recent)
+    changed: list[tuple[int, list[str], int]] = field(default_factory=list)  # (uid, flags, modseq)
+
+
+def folder_delta(folder_id: int, since_modseq: int, known_uid_next: int) -> Delta | None:
+    """What changed in a folder since a session last looked; None when the folder is gone.
+
+    Modseqs are allocated under the folder row lock and committed in order, so everything at
+    or below the highest_modseq read first is already visible (read committed).
+    """
+    row = Folder.objects.filter(pk=folder_id).values_list("highest_modseq", "uid_next").first()
+    if row is None:
+        return None
+    highest, uid_next = row
+    delta = Delta(highest_modseq=highest, uid_next=known_uid_next)
+    if highest <= since_modseq:
+        return delta
+    delta.expunged = sorted(set(FolderChange.objects.filter(
+        folder_id=folder_id, kind=FolderChange.Kind.EXPUNGE, modseq__gt=since_modseq, modseq__lte=highest,
+        uid__lt=known_uid_next).values_list("uid", flat=True)))
+    rows = (FolderEntry.objects.filter(folder_id=folder_id, modseq__gt=since_modseq, modseq__lte=highest)
+            .order_by("uid").values("uid", "recent", "modseq", *_FLAG_VALUES))
+    for r in rows:
+        if r["uid"] >= known_uid_next:
+            delta.new.append((r["uid"], r["recent"]))
+        else:
+            delta.changed.append((r["uid"], flags_of(r), r["modseq"]))
+    if delta.new:
+        delta.uid_next = max(known_uid_next, delta.new[-1][0] + 1)
+    return delta
+
+
+def expunged_since(folder_id: int, since: int, upto: int) -> list[int]:
+    return sorted(set(FolderChange.objects.filter(
+        folder_id=folder_id, kind=FolderChange.Kind.EXPUNGE, modseq__gt=since, modseq__lte=upto)
+        .values_list("uid", flat=True)))
+
+
+def changed_since(folder_id: int, since: int, upto: int) -> list[tuple[int, list[str], int]]:
+    rows = (FolderEntry.objects.filter(folder_id=folder_id, modseq__gt=since, modseq__lte=upto)
+            .order_by("uid").values("uid", "modseq", *_FLAG_VALUES))
+    return [(r["uid"], flags_of(r), r["modseq"]) for r in rows]
+
+
+@dataclass
+class FolderStatus:
+    messages: int
+    recent: int
+    uid_next: int
+    uidvalidity: int
+    unseen: int
+    highest_modseq: int
+    size: int
+    deleted: int
+
+
+def folder_status(folder: Folder) -> FolderStatus:
+    agg = FolderEntry.objects.filter(folder=folder).aggregate(
+        messages=Count("uid"), recent=Count("uid", filter=Q(recent=True)),
+        unseen=Count("uid", filter=Q(message__seen=False)), size=Sum("message__size"),
+        deleted=Count("uid", filter=Q(message__deleted=True)))
+    return FolderStatus(agg["messages"], agg["recent"], folder.uid_next, folder.uidvalidity, agg["unseen"],
+                        folder.highest_modseq, int(agg["size"] or 0), agg["deleted"])
+
+
+def uids_in(folder_id: int, uids: Sequence[int]) -> list[int]:
+    return list(FolderEntry.objects.filter(folder_id=folder_id, uid__in=list(uids)).values_list("uid", flat=True))
+
+
+def fetch_rows(folder_id: int, uids: Sequence[int], *, structure: bool, envelope: bool,
+               body: bool) -> list[dict[str, Any]]:
+    """Rows for FETCH, in UID order; with ``body`` each row has "raw" (the verbatim blob)."""
+    values = ["uid", "modseq", "received_at", "message_id", "message__size", "message__header_size",
+              "message__blob_id", *_FLAG_VALUES]
+    if structure:
+        values.append("message__bodystructure")
+    if envelope:
+        values.append("message__envelope")
+    rows = list(FolderEntry.objects.filter(folder_id=folder_id, uid__in=list(uids)).order_by("uid").values(*values))
+    if body and rows:
+        blobs_load(rows)
+    for r in rows:
+        r["flags"] = flags_of(r)
+    return rows
+
+
+def blobs_load(rows: Sequence[dict[str, Any]]) -> None:
+    """Put the verbatim message bytes into each row as "raw"."""
+    blobs = dict(Blob.objects.filter(pk__in={r["message__blob_id"] for r in rows}).values_list("pk", "data"))
+    for r in rows:
+        r["raw"] = bytes(blobs.get(r["message__blob_id"], b""))
+
+
+# --- SEARCH ---------------------------------------------------------------------------------
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def _header_regex(name: str | None, needle: str) -> str:
+    escaped = "".join(c if c.isalnum() else "\\" + c for c in needle)
+    field_name = "".join(c if c.isalnum() else "\\" + c for c in name) if name else "[^:\\s]+"
+    return f"(^|\\n){field_name}[ \\t]*:([^\\n]|\\n[ \\t])*{escaped}"
+
+
+def _header_q(folder_id: int, name: str | None, needle: str) -> Q:
+    sql = ("SELECT m.id FROM mailcore_message m JOIN mailcore_blob b ON b.id = m.blob_id "
+           "WHERE m.id IN (SELECT message_id FROM mailcore_folderentry WHERE folder_id = %s) "
+           "AND encode(substring(b.data from 1 for greatest(m.header_size, 1)), 'escape') ~* %s")
+    # Both values are bound parameters; the SQL text is constant.
+    return Q(message_id__in=RawSQL(sql, [folder_id, _header_regex(name, needle)]))  # noqa: S611
+
+
+class SearchCompiler:
+    """SEARCH keys to a Django Q over FolderEntry: the database does the work (indexes, ILIKE)."""
+
+    def __init__(self, folder_id: int, seq_ranges: Callable[[SequenceSet], list[tuple[int, int]]],
+                 uid_ranges: Callable[[SequenceSet], list[tuple[int, int]]], recent: Iterable[int]) -> None:
+        self.folder_id = folder_id
+        self.seq_ranges = seq_ranges
+        self.uid_ranges = uid_ranges
+        self.recent = list(recent)
+
+    def compile(self, key: SearchKey) -> Q:  # noqa: C901 - one branch per RFC key
+        op, args = key.op, key.args
+        m = "message__"
+        if op == "AND":
+            q = Q()
+            for a in args:
+                q &= self.compile(a)  # type: ignore[arg-type]
+            return q
+        if op == "OR":
+            return self.compile(args[0]) | self.compile(args[1])  # type: ignore[arg-type]
+        if op == "NOT":
+            return ~self.compile(args[0])  # type: ignore[arg-type]
+        if op == "ALL":
+            return Q()
+        if op in ("SEQ", "UIDSET"):
+            ranges = (self.seq_ranges if op == "SEQ" else self.uid_ranges)(args[0])  # type: ignore[arg-type]
+            q = Q(pk__in=[])
+            for lo, hi in ranges:
+                q |= Q(uid__gte=lo, uid__lte=hi)
+            return q
+        flag_ops = {"ANSWERED": ("answered", True), "DELETED": ("deleted", True), "DRAFT": ("draft", True),
+                    "FLAGGED": ("flagged", True), "SEEN": ("seen", True), "UNANSWERED": ("answered", False),
+                    "UNDELETED": ("deleted", False), "UNDRAFT": ("draft", False),
+                    "UNFLAGGED": ("flagged", False), "UNSEEN": ("seen", False)}
+        if op in flag_ops:
+            column, value = flag_ops[op]
+            return Q(**{m + column: value})
+        if op == "RECENT":
+            return Q(uid__in=self.recent)
+        if op == "OLD":
+            return ~Q(uid__in=self.recent)
+        if op == "NEW":
+            return Q(uid__in=self.recent, message__seen=False)
+        if op in ("KEYWORD", "UNKEYWORD"):
+            word = str(args[0])
+            q = Q(**{m + "keywords__contains": [word]}) if word != "\\Recent" else Q(uid__in=self.recent)
+            if word.startswith("\\") and word != "\\Recent":
+                column = word[1:].lower()
+                q = Q(**{m + column: True}) if column in _FLAG_COLUMNS else Q(pk__in=[])
+            return q if op == "KEYWORD" else ~q
+        if op in ("LARGER", "SMALLER"):
+            return Q(**{m + ("size__gt" if op == "LARGER" else "size__lt"): args[0]})
+        if op in ("BEFORE", "ON", "SINCE"):
+            return self._date_q("received_at", op, args[0])  # type: ignore[arg-type]
+        if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+            return self._date_q("sent", op[4:], args[0])  # type: ignore[arg-type]
+        if op in ("OLDER", "YOUNGER"):
+            seconds = args[0]
+            assert isinstance(seconds, int)
+            limit = datetime.now(UTC) - timedelta(seconds=seconds)
+            return Q(received_at__lte=limit) if op == "OLDER" else Q(received_at__gte=limit)
+        if op == "MODSEQ":
+            return Q(modseq__gte=args[0])
+        needle = str(args[0])
+        if op == "SUBJECT":
+            return Q(**{m + "subject__icontains": needle}) | _header_q(self.folder_id, "subject", needle)
+        if op in ("FROM", "TO", "CC", "BCC"):
+            key_name = op.lower()
+            return (Q(**{f"addr_{key_name}__icontains": needle})
+                    | _header_q(self.folder_id, key_name, needle))
+        if op == "BODY":
+            return Q(**{m + "search_text__icontains": needle})
+        if op == "TEXT":
+            return (Q(**{m + "search_text__icontains": needle}) | Q(**{m + "subject__icontains": needle})
+                    | _header_q(self.folder_id, None, needle))
+        if op == "HEADER":
+            return _header_q(self.folder_id, str(args[0]), str(args[1]))
+        raise ValueError(f"unsupported search key {op}")
+
+    def _date_q(self, column: str, op: str, day: date) -> Q:
+        start, end = _day_start(day), _day_start(day + timedelta(days=1))
+        if op == "BEFORE":
+            return Q(**{f"{column}__lt": start})
+        if op == "ON":
+            return Q(**{f"{column}__gte": start, f"{column}__lt": end})
+        return Q(**{f"{column}__gte": start})
+
+
+def _annotated(folder_id: int, key: SearchKey) -> QuerySet[FolderEntry]:
+    qs = FolderEntry.objects.filter(folder_id=folder_id)
+    text = repr(key)
+    if "SENT" in text:
+        qs = qs.annotate(sent=Coalesce("message__date", "message__received_at"))
+    for name in ("from", "to", "cc", "bcc"):
+        if f"'{name.upper()}'" in text:
+            qs = qs.annotate(**{f"addr_{name}": KeyTextTransform(name, "message__addresses")})
+    return qs
+
+
+def search_uids(folder_id: int, key: SearchKey, compiler: SearchCompiler, *, max_uid: int) -> list[tuple[int, int]]:
+    """(uid, modseq) of matching entries the session knows (uid below its UIDNEXT), in UID order."""
+    qs = _annotated(folder_id, key).filter(compiler.compile(key), uid__lt=max_uid)
+    return list(qs.order_by("uid").values_list("uid", "modseq"))
+
+
+def ordering_rows(folder_id: int, uids: Sequence[int]) -> list[dict[str, Any]]:
+    """What SORT and THREAD need of each message."""
+    rows = FolderEntry.objects.filter(folder_id=folder_id, uid__in=list(uids)).values(
+        "uid", "received_at", "message__size", "message__envelope", "message__date", "message__message_id",
+        "message__in_reply_to", "message__references")
+    return [{"uid": r["uid"], "received_at": r["received_at"], "size": r["message__size"],
+             "envelope": r["message__envelope"], "sent": r["message__date"],
+             "message_id": r["message__message_id"], "in_reply_to": r["message__in_reply_to"],
+             "references": r["message__references"]} for r in rows]
+
+
+def mailbox_exists_any(account: Account) -> bool:
+    return Folder.objects.filter(account=account).exists()
+
+
+__all__ = ["Delta", "FolderStatus", "SearchCompiler", "Snapshot", "fetch_rows", "folder_delta", "folder_get",
+           "folder_snapshot", "folder_status", "folders_list", "search_uids"]

@@ -1,0 +1,281 @@
+"""The IMAP listeners: asyncio streams, STARTTLS and implicit TLS, timeouts and limits.
+
+``serve(stack)`` opens IMAP_PORT (STARTTLS) and IMAPS_PORT (implicit TLS) on MAIL_BIND for
+``manage.py runmail``; :func:`start_listener` takes a host and port so tests use ephemeral ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections, connections
+
+from mailcore.net.tls import server_context
+
+from .parser import ParseError, literal_at_end, parse_command
+from .session import IDLE_TIMEOUT_SECONDS, FatalIOError, Session, State
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+CONNECTION_CHECK_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Every limit of a connection, named (STYLE.md)."""
+
+    line_before_auth: int = 8 * 1024
+    line: int = 64 * 1024
+    literal_before_auth: int = 8 * 1024
+    literal: int = 64 * 1024  # any literal but APPEND's message
+    command_before_auth: int = 16 * 1024
+    command: int = 256 * 1024  # a whole command without APPEND's message
+    timeout_before_auth: float = 60.0
+    timeout: float = float(IDLE_TIMEOUT_SECONDS)
+    write_buffer: int = 256 * 1024
+    db_threads: int = 16
+
+
+class DatabasePool:
+    """Blocking ORM work off the event loop, in a bounded pool of threads."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imap-db")
+
+    _local = threading.local()
+
+    @classmethod
+    def _call(cls, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
+        # Django's per-request housekeeping, at most every CONNECTION_CHECK_SECONDS per thread:
+        # with health checks on, every call would otherwise pay an extra round trip.
+        now = time.monotonic()
+        if now - getattr(cls._local, "checked", 0.0) > CONNECTION_CHECK_SECONDS:
+            close_old_connections()
+            cls._local.checked = now
+        try:
+            return fn(*args, **kwargs)
+        except (InterfaceError, OperationalError):
+            connections.close_all()  # reconnect on the next call
+            raise
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(self._call, fn, args, kwargs))
+
+    def close(self) -> None:
+        # Close the database connection of every pool thread: one task per thread, held at a
+        # barrier so that no thread takes two.
+        barrier = threading.Barrier(self.threads, timeout=5)
+
+        def close_here() -> None:
+            connections.close_all()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait()
+
+        futures = [self.executor.submit(close_here) for _ in range(self.threads)]
+        for future in futures:
+            with contextlib.suppress(Exception):
+                future.result(timeout=10)
+        self.executor.shutdown(wait=True)
+
+
+class TooLarge(FatalIOError):
+    pass
+
+
+class Connection:
+    """One client: implements the session's SessionIO over asyncio streams."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool,
+                 starttls_available: bool, limits: Limits) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.limits = limits
+        self.is_tls = tls
+        self.starttls_available = starttls_available
+        peer = writer.get_extra_info("peername")
+        self.client_ip = str(peer[0]) if peer else ""
+        try:
+            self.is_loopback = ipaddress.ip_address(self.client_ip.split("%")[0]).is_loopback
+        except ValueError:
+            self.is_loopback = False
+        self.session: Session | None = None
+
+    def _authenticated(self) -> bool:
+        return self.session is not None and self.session.state is not State.NOT_AUTHENTICATED
+
+    def _timeout(self) -> float:
+        return self.limits.timeout if self._authenticated() else self.limits.timeout_before_auth
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def read_line(self, timeout: float | None = None) -> bytes:
+        limit = self.limits.line if self._authenticated() else self.limits.line_before_auth
+        try:
+            line = await asyncio.wait_for(self.reader.readuntil(b"\n"), timeout or self._timeout())
+        except asyncio.LimitOverrunError:
+            raise TooLarge("line too long") from None
+        except asyncio.IncompleteReadError as exc:
+            raise ConnectionResetError("client went away") from exc
+        if len(line) > limit:
+            raise TooLarge("line too long")
+        return line
+
+    def _ack_now(self) -> None:
+        """Acknowledge the literal at once: clients that send the literal and the closing CRLF
+        in two writes (imaplib) otherwise wait for our delayed ACK under Nagle (~40 ms)."""
+        sock = self.writer.get_extra_info("socket")
+        quickack = getattr(socket, "TCP_QUICKACK", None)
+        if sock is not None and quickack is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
+
+    async def starttls(self) -> None:
+        if self.reader._buffer:  # type: ignore[attr-defined]
+            # Commands pipelined after STARTTLS were sent in the clear: never act on them.
+            raise ConnectionResetError("data sent before the TLS handshake")
+        await self.writer.start_tls(server_context())
+        self.is_tls = True
+
+    async def read_command(self) -> bytes | None:
+        """One complete command with its literals, or None when it was refused (already answered)."""
+        authed = self._authenticated()
+        command_limit = self.limits.command if authed else self.limits.command_before_auth
+        literal_limit = self.limits.literal if authed else self.limits.literal_before_auth
+        line = await self.read_line()
+        data = bytearray()
+        words = line.split(b" ", 3)
+        tag = words[0].decode("ascii", "replace")
+        name = words[1].upper() if len(words) > 1 else b""
+        is_append = name == b"APPEND" and authed
+        while True:
+            data += line
+            announced = literal_at_end(line)
+            if announced is None:
+                break
+            size, nonsync = announced
+            allowed = settings.MAX_MESSAGE_SIZE if is_append else literal_limit
+            total_limit = command_limit + (settings.MAX_MESSAGE_SIZE if is_append else 0)
+            if size > allowed or len(data) + size > total_limit:
+                if nonsync:
+                    raise TooLarge("literal too large")
+                code = "[TOOBIG] " if is_append else ""
+                await self.write(f"{tag} {'NO' if is_append else 'BAD'} {code}literal too large\r\n".encode())
+                return None
+            if not nonsync:
+                await self.write(b"+ Ready for literal data\r\n")
+            try:
+                data += await asyncio.wait_for(self.reader.readexactly(size), self._timeout())
+            except asyncio.IncompleteReadError as exc:
+                raise ConnectionResetError("client went away") from exc
+            self._ack_now()
+            line = await self.read_line()
+            if len(data) + len(line) > total_limit:
+                raise TooLarge("command too long")
+        return bytes(data)
+
+    async def run(self, db: DatabasePool) -> None:
+        session = Session(self, db=db.run)
+        self.session = session
+        try:
+            await self.write(session.greeting())
+            while session.state is not State.LOGOUT:
+                try:
+                    data = await self.read_command()
+                except TooLarge as exc:
+                    await self.write(f"* BYE {exc}\r\n".encode())
+                    return
+                except TimeoutError:
+                    await self.write(b"* BYE autologout; idle for too long\r\n")
+                    return
+                if data is None:
+                    continue
+                try:
+                    command = parse_command(data)
+                except ParseError as exc:
+                    await session.parse_error(exc)
+                    continue
+                await session.handle(command)
+        except (ConnectionError, ssl.SSLError, TimeoutError):
+            pass
+        except Exception:
+            log.exception("IMAP session failed")
+            with contextlib.suppress(Exception):
+                await self.write(b"* BYE internal server error\r\n")
+        finally:
+            await session.close()
+            with contextlib.suppress(Exception):
+                self.writer.close()
+                await asyncio.wait_for(self.writer.wait_closed(), 5)
+
+
+class Listener:
+    def __init__(self, server: asyncio.Server, db: DatabasePool, tasks: set[asyncio.Task[None]]) -> None:
+        self.server = server
+        self.db = db
+        self.tasks = tasks
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def close(self) -> None:
+        self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=5)
+        await self.server.wait_closed()
+        await asyncio.get_running_loop().run_in_executor(None, self.db.close)
+
+
+async def start_listener(host: str, port: int, *, implicit_tls: bool = False, limits: Limits | None = None,
+                         db: DatabasePool | None = None) -> Listener:
+    """Listen for IMAP clients on host:port (port 0 picks a free one)."""
+    limits = limits or Limits()
+    pool = db or DatabasePool(limits.db_threads)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.add(task)
+        try:
+            conn = Connection(reader, writer, tls=implicit_tls, starttls_available=not implicit_tls, limits=limits)
+            await conn.run(pool)
+        except asyncio.CancelledError:
+            # Closing the listener cancels its clients; end quietly (Python 3.11's stream
+            # callback would log a cancelled handler task as an error).
+            pass
+        finally:
+            tasks.discard(task)
+
+    server = await asyncio.start_server(client, host, port, ssl=server_context() if implicit_tls else None,
+                                        limit=limits.line + 2)
+    return Listener(server, pool, tasks)
+
+
+async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
+    lines = []
+    for port, implicit in ((settings.IMAP_PORT, False), (settings.IMAPS_PORT, True)):
+        listener = await start_listener(settings.MAIL_BIND, port, implicit_tls=implicit)
+        stack.push_async_callback(listener.close)
+        lines.append(f"IMAP{'S' if implicit else ''} listening on {settings.MAIL_BIND}:{listener.port}"
+                     f" ({'implicit TLS' if implicit else 'STARTTLS'})")
+    return lines

@@ -1,0 +1,41 @@
+"""A minimal raw IMAP client for checking exact protocol bytes."""
+
+from __future__ import annotations
+
+import socket
+
+
+class Raw:
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+        self.greeting = self.line()
+
+    def line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line + b"\r\n"
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def cmd(self, tag: str, text: bytes | str) -> list[bytes]:
+        """Send a command and collect lines up to and including its tagged reply."""
+        data = text.encode() if isinstance(text, str) else text
+        self.send(tag.encode() + b" " + data + b"\r\n")
+        return self.until(tag)
+
+    def until(self, tag: str) -> list[bytes]:
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line)
+            if line.startswith(tag.encode() + b" "):
+                return lines
+
+    def close(self) -> None:
+        self.sock.close()

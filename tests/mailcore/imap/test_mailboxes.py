@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import imaplib
+from collections.abc import Iterator
+
+import pytest
+from imapclient import IMAPClient
+
+from mailcore import store
+from mailcore.models import Account, Folder
+from tests.conftest import PASSWORD, make_message
+
+from .helpers import Raw
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def ic(imap_port: int, alice: Account) -> Iterator[IMAPClient]:
+    with IMAPClient("127.0.0.1", port=imap_port, ssl=False, timeout=10) as client:
+        client.login("alice@a.test", PASSWORD)
+        yield client
+
+
+def test_list_shows_special_use_and_children(ic: IMAPClient) -> None:
+    ic.create_folder("Projects/2026")
+    listed = {name: flags for flags, _, name in ic.list_folders()}
+    assert b"\\Sent" in listed["Sent"] and b"\\HasNoChildren" in listed["Sent"]
+    assert b"\\HasChildren" in listed["Projects"]
+    assert "INBOX" in listed
+    assert [n for _, _, n in ic.list_folders("", "%")].count("Projects/2026") == 0
+    assert [n for _, _, n in ic.list_folders("Projects/", "%")] == ["Projects/2026"]
+
+
+def test_list_with_empty_pattern_returns_the_delimiter(imap_port: int, alice: Account) -> None:
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    lines = raw.cmd("b", 'LIST "" ""')
+    assert lines[0] == b'* LIST (\\Noselect) "/" ""\r\n'
+    raw.close()
+
+
+def test_create_rename_delete_with_international_names(ic: IMAPClient) -> None:
+    ic.create_folder("Entw\u00fcrfe")
+    assert Folder.objects.filter(name="Entw\u00fcrfe").exists()
+    assert "Entw\u00fcrfe" in [n for _, _, n in ic.list_folders()]
+    ic.rename_folder("Entw\u00fcrfe", "Alt/Entw\u00fcrfe")
+    assert ic.folder_exists("Alt/Entw\u00fcrfe") and not ic.folder_exists("Entw\u00fcrfe")
+    ic.delete_folder("Alt/Entw\u00fcrfe")
+    assert not ic.folder_exists("Alt/Entw\u00fcrfe")
+    with pytest.raises(IMAPClient.Error, match="NONEXISTENT"):
+        ic.delete_folder("Nope")
+    with pytest.raises(IMAPClient.Error, match="ALREADYEXISTS"):
+        ic.create_folder("Sent")
+    with pytest.raises(IMAPClient.Error):
+        ic.delete_folder("INBOX")
+
+
+def test_subscribe_and_lsub(ic: IMAPClient) -> None:
+    ic.create_folder("News")
+    ic.unsubscribe_folder("News")
+    assert "News" not in [n for _, _, n in ic.list_sub_folders()]
+    ic.subscribe_folder("News")
+    assert "News" in [n for _, _, n in ic.list_sub_folders()]
+
+
+def test_status_counts(ic: IMAPClient, alice: Account) -> None:
+    inbox = Folder.objects.get(account=alice, name="INBOX")
+    store.message_append(account=alice, folder=inbox, raw=make_message(), flags=["\\Seen"])
+    store.message_append(account=alice, folder=inbox, raw=make_message())
+    status = ic.folder_status("INBOX", ["MESSAGES", "UNSEEN", "UIDNEXT", "UIDVALIDITY", "RECENT", "SIZE",
+                                        "HIGHESTMODSEQ"])
+    assert status[b"MESSAGES"] == 2 and status[b"UNSEEN"] == 1 and status[b"RECENT"] == 2
+    assert status[b"UIDNEXT"] == 3 and status[b"UIDVALIDITY"] == inbox.uidvalidity
+    assert status[b"SIZE"] > 0
+
+
+def test_select_reports_counts_and_claims_recent(ic: IMAPClient, alice: Account, imap_port: int) -> None:
+    inbox = Folder.objects.get(account=alice, name="INBOX")
+    store.message_append(account=alice, folder=inbox, raw=make_message(), flags=["\\Seen"])
+    store.message_append(account=alice, folder=inbox, raw=make_message())
+    info = ic.select_folder("INBOX")
+    assert info[b"EXISTS"] == 2 and info[b"RECENT"] == 2 and info[b"UNSEEN"] == [b"2"]
+    assert info[b"UIDVALIDITY"] == inbox.uidvalidity and info[b"UIDNEXT"] == 3
+    assert info[b"HIGHESTMODSEQ"] >= 1 and info[b"READ-WRITE"]
+    assert b"\\*" in info[b"PERMANENTFLAGS"]
+    assert ic.fetch([1], ["FLAGS"])[1][b"FLAGS"] == (b"\\Seen", b"\\Recent")
+    with IMAPClient("127.0.0.1", port=imap_port, ssl=False, timeout=10) as other:
+        other.login("alice@a.test", PASSWORD)
+        assert other.select_folder("INBOX")[b"RECENT"] == 0
+        examined = other.select_folder("INBOX", readonly=True)
+        assert examined[b"READ-ONLY"] and examined[b"PERMANENTFLAGS"] == ()
+
+
+def test_append_with_flags_and_date_returns_appenduid(client: imaplib.IMAP4, alice: Account) -> None:
+    raw = make_message(subject="Appended")
+    typ, data = client.append("Drafts", "(\\Draft \\Seen)", '"05-Jan-2026 10:00:00 +0100"', raw)
+    assert typ == "OK" and b"APPENDUID" in data[0]
+    entry = Folder.objects.get(account=alice, name="Drafts").entries.select_related("message").get()
+    assert entry.message.draft and entry.message.seen and bytes(entry.message.blob.data) == raw
+    assert entry.received_at.hour == 9
+    typ, data = client.append("Nope", "", None, raw)
+    assert typ == "NO" and b"TRYCREATE" in data[0]
+
+
+def test_namespace_id_enable_and_quota(ic: IMAPClient) -> None:
+    ns = ic.namespace()
+    assert ns.personal[0][0] == "" and ns.personal[0][1] == "/"
+    assert b"mailcore" in ic.id_({"name": "test"})[0]
+    assert ic.enable("CONDSTORE") == [b"CONDSTORE"]
+    roots, quotas = ic.get_quota_root("INBOX")
+    assert roots.quota_roots == [""] and quotas[0].resource == "STORAGE"
+
+
+def test_quota_of_a_limited_account(ic: IMAPClient, alice: Account) -> None:
+    Account.objects.filter(pk=alice.pk).update(quota_bytes=10 * 1024 * 1024, used_bytes=2048)
+    roots, quotas = ic.get_quota_root("INBOX")
+    assert roots.quota_roots == [""]
+    assert quotas[0].resource == "STORAGE" and quotas[0].usage == 2 and quotas[0].limit == 10240
+
+
+def test_create_special_use(imap_port: int, alice: Account) -> None:
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    assert raw.cmd("b", "CREATE Old (USE (\\Archive))")[-1].startswith(b"b OK")
+    assert Folder.objects.get(account=alice, name="Old").special_use == "\\Archive"
+    assert raw.cmd("c", "CREATE Odd (USE (\\Frobs))")[-1].startswith(b"c NO [USEATTR]")
+    raw.close()
+
+
+def test_new_keyword_is_announced_with_flags(imap_port: int, alice: Account) -> None:
+    inbox = Folder.objects.get(account=alice, name="INBOX")
+    store.message_append(account=alice, folder=inbox, raw=make_message())
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    raw.cmd("b", "SELECT INBOX")
+    lines = raw.cmd("c", "STORE 1 +FLAGS ($Todo)")
+    assert lines[0].startswith(b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Todo)")
+    assert lines[1].startswith(b"* OK [PERMANENTFLAGS (")
+    assert lines[2] == b"* 1 FETCH (FLAGS ($Todo \\Recent))\r\n"
+    raw.close()
+
+
+def test_list_extended_selection_return_and_status(imap_port: int, alice: Account) -> None:
+    inbox = Folder.objects.get(account=alice, name="INBOX")
+    store.message_append(account=alice, folder=inbox, raw=make_message())
+    store.folder_create(account=alice, name="Lists/Dev")
+    lists = Folder.objects.get(account=alice, name="Lists")
+    store.folder_subscribe(account=alice, folder=lists, subscribed=False)
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    lines = raw.cmd("b", 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "Lists*"')
+    assert lines[0] == b'* LIST (\\HasChildren) "/" Lists ("CHILDINFO" ("SUBSCRIBED"))\r\n'
+    assert lines[1] == b'* LIST (\\HasNoChildren \\Subscribed) "/" Lists/Dev\r\n'
+    lines = raw.cmd("c", 'LIST "" (INBOX Sent) RETURN (STATUS (MESSAGES UNSEEN))')
+    assert lines[:4] == [b'* LIST (\\HasNoChildren) "/" INBOX\r\n', b"* STATUS INBOX (MESSAGES 1 UNSEEN 1)\r\n",
+                         b'* LIST (\\HasNoChildren \\Sent) "/" Sent\r\n', b"* STATUS Sent (MESSAGES 0 UNSEEN 0)\r\n"]
+    lines = raw.cmd("d", 'LIST (SPECIAL-USE) "" "*"')
+    assert len(lines) == 6 and all(b"\\HasNoChildren \\" in line for line in lines[:-1])
+    assert raw.cmd("e", 'LIST (RECURSIVEMATCH) "" "*"')[-1].startswith(b"e BAD")
+    raw.close()
+
+
+def test_lsub_shows_an_unsubscribed_parent_as_noselect(imap_port: int, alice: Account) -> None:
+    store.folder_create(account=alice, name="Lists/Dev")
+    lists = Folder.objects.get(account=alice, name="Lists")
+    store.folder_subscribe(account=alice, folder=lists, subscribed=False)
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    assert b'* LSUB (\\Noselect) "/" Lists\r\n' in raw.cmd("b", 'LSUB "" "%"')
+    lines = raw.cmd("c", 'LSUB "" "*"')
+    assert b'* LSUB () "/" Lists/Dev\r\n' in lines and not any(b'"/" Lists\r\n' in line for line in lines)
+    raw.close()
