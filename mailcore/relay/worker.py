@@ -1,0 +1,94 @@
+"""The worker's one service: deliver a claimed batch (one destination, one connection)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.db import close_old_connections
+
+from mailcore.models import Domain, OutboundRecipient
+
+from .client import DeliveryStats, Envelope, RecipientItem, destination_deliver
+from .dkim import message_dkim_sign, signing_domain
+from .encoding import body_to_7bit, crlf_normalize, has_8bit
+from .queue import Outcome, OutcomeKind, lease_renew, outcomes_record
+from .routing import RouteError, route_resolve
+
+log = logging.getLogger("mailcore.relay.worker")
+
+
+def batch_envelopes(*, recipient_ids: Sequence[int], claim: str) -> list[Envelope]:
+    """The claimed rows that are still ours, grouped into one envelope per message."""
+    rows = (
+        OutboundRecipient.objects.filter(id__in=list(recipient_ids), claim=claim, status=OutboundRecipient.Status.SENDING)
+        .select_related("message", "message__blob")
+        .order_by("message_id", "id")
+    )
+    envelopes: dict[int, Envelope] = {}
+    for row in rows:
+        envelope = envelopes.get(row.message_id)
+        if envelope is None:
+            m = row.message
+            envelope = envelopes[row.message_id] = Envelope(
+                message_id=m.pk, mail_from=m.mail_from, raw=bytes(m.blob.data), recipients=[],
+                smtputf8=m.smtputf8, dsn_ret=m.dsn_ret, dsn_envid=m.dsn_envid,
+            )
+        envelope.recipients.append(RecipientItem(row.pk, row.address, row.notify, row.orcpt))
+    return list(envelopes.values())
+
+
+@dataclass
+class Preparer:
+    """8-bit conversion when needed, then DKIM: per message and per wire form, cached for the batch."""
+
+    cache: dict[tuple[int, bool], bytes]
+    domains: dict[tuple[str, str], Domain | None]
+
+    def __call__(self, envelope: Envelope, eight_bit_ok: bool) -> bytes:
+        raw = crlf_normalize(envelope.raw)
+        convert = not eight_bit_ok and has_8bit(raw)
+        key = (envelope.message_id, convert)
+        if key in self.cache:
+            return self.cache[key]
+        if convert:
+            raw = body_to_7bit(raw)
+        signed = raw
+        domain_key = (envelope.mail_from, raw[:4096].decode("latin-1"))
+        if domain_key not in self.domains:
+            self.domains[domain_key] = signing_domain(raw, envelope.mail_from)
+        domain = self.domains[domain_key]
+        if domain is not None:
+            try:
+                signed = message_dkim_sign(raw, domain)
+            except Exception:  # a broken key must not stop the mail; it goes out unsigned
+                log.exception("DKIM signing for %s failed", domain.name)
+        self.cache[key] = signed
+        return signed
+
+
+def batch_deliver(*, recipient_ids: Sequence[int], claim: str, reuse: bool = True) -> DeliveryStats:
+    """Deliver a claimed batch and record every outcome under its claim."""
+    close_old_connections()
+    envelopes = batch_envelopes(recipient_ids=recipient_ids, claim=claim)
+    stats = DeliveryStats()
+    if not envelopes:
+        return stats
+    domain = envelopes[0].recipients[0].address.rpartition("@")[2].lower()
+
+    def record(outcomes: list[Outcome]) -> None:
+        outcomes_record(claim=claim, outcomes=outcomes)
+        lease_renew(claim=claim)
+
+    try:
+        route = route_resolve(domain)
+    except RouteError as exc:
+        kind = OutcomeKind.FAILED if exc.permanent else OutcomeKind.DEFERRED
+        outcomes = [Outcome(r.recipient_id, kind, str(exc)) for e in envelopes for r in e.recipients]
+        record(outcomes)
+        stats.outcomes = outcomes
+        return stats
+    stats = destination_deliver(route, envelopes, prepare=Preparer({}, {}), record=record, reuse=reuse)
+    log.info("relay %s: %d messages over %d connections", domain, stats.messages, stats.connections)
+    return stats
