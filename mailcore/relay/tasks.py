@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.db import close_old_connections
 
 from . import queue, worker
 
@@ -18,6 +19,7 @@ log = logging.getLogger("mailcore.relay.tasks")
 
 def dispatch() -> int:
     """Claim due rows and hand each destination batch to a worker; returns the number of batches."""
+    close_old_connections()
     batches = queue.recipients_claim()
     for batch in batches:
         batch_deliver.delay(list(batch.recipient_ids), batch.claim)
@@ -37,5 +39,6 @@ def queue_kick() -> int:
 
 @shared_task(name="mailcore.relay.tasks.batch_deliver", ignore_result=True, acks_late=True)
 def batch_deliver(recipient_ids: list[int], claim: str) -> int:
+    close_old_connections()
     stats = worker.batch_deliver(recipient_ids=recipient_ids, claim=claim)
     return stats.messages

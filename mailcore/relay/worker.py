@@ -6,8 +6,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from django.db import close_old_connections
-
 from mailcore.models import Domain, OutboundRecipient
 
 from .client import DeliveryStats, Envelope, RecipientItem, destination_deliver
@@ -70,7 +68,6 @@ class Preparer:
 
 def batch_deliver(*, recipient_ids: Sequence[int], claim: str, reuse: bool = True) -> DeliveryStats:
     """Deliver a claimed batch and record every outcome under its claim."""
-    close_old_connections()
     envelopes = batch_envelopes(recipient_ids=recipient_ids, claim=claim)
     stats = DeliveryStats()
     if not envelopes:
