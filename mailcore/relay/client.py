@@ -108,8 +108,21 @@ class Connection:
         return bool(self.smtp.has_extn(extension))
 
 
+def _authenticate(smtp: smtplib.SMTP, username: str, password: str) -> None:
+    """AUTH PLAIN when offered (one round trip, no fallback dance), else smtplib's choice."""
+    mechanisms = str(smtp.esmtp_features.get("auth", "")).upper().split()
+    if "PLAIN" in mechanisms:
+        smtp.user, smtp.password = username, password
+        smtp.auth("PLAIN", smtp.auth_plain)
+    else:
+        smtp.login(username, password)
+
+
 def _open_hop(hop: Hop, route: Route, *, try_tls: bool) -> Connection:
     smtp = smtplib.SMTP(local_hostname=settings.MAIL_HOSTNAME, timeout=CONNECT_TIMEOUT)
+    # starttls() names the server (SNI) from _host, which only the constructor sets; connecting
+    # through the constructor would raise on a non-220 greeting before we can record it.
+    smtp._host = hop.host  # type: ignore[attr-defined]
     try:
         code, msg = smtp.connect(hop.address, hop.port)
         if code != 220:
@@ -130,7 +143,7 @@ def _open_hop(hop: Hop, route: Route, *, try_tls: bool) -> Connection:
                 raise HopFailure(_reply(hop, *REPLY_NO_TLS_SMARTHOST))
             if route.username:
                 try:
-                    smtp.login(route.username, route.password)
+                    _authenticate(smtp, route.username, route.password)
                 except smtplib.SMTPAuthenticationError as exc:
                     raise HopFailure(_reply(hop, REPLY_AUTH_FAILED, f"AUTH failed: {exc.smtp_code} {_text(exc.smtp_error)}")) from None
     except (HopFailure, smtplib.SMTPException, OSError):

@@ -152,7 +152,7 @@ class SmtpSink:
 
         def authenticator(server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any) -> AuthResult:
             ok = isinstance(auth_data, LoginPassword) and behaviour.auth == (auth_data.login.decode(), auth_data.password.decode())
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         return _CountingSMTP(
             self,
