@@ -89,6 +89,8 @@ class SinkBehaviour:
     auth: tuple[str, str] | None = None  # (user, password) required when set
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply line
     data_reply: str = ""  # e.g. "451 4.3.0 try later"; empty = 250
+    hold_rcpt: set[str] = field(default_factory=set)  # RCPT for these waits (bounded), then 451
+    hold_seconds: float = 10.0
 
 
 class _Handler:
@@ -103,6 +105,11 @@ class _Handler:
         return responses
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+        if address in self.sink.behaviour.hold_rcpt:
+            with self.sink.lock:
+                self.sink.holding += 1
+            await asyncio.sleep(self.sink.behaviour.hold_seconds)
+            return "451 4.4.2 held too long"
         reply = self.sink.behaviour.rcpt_replies.get(address)
         if reply and not reply.startswith("2"):
             return reply
@@ -139,6 +146,7 @@ class SmtpSink:
         self.behaviour = behaviour or SinkBehaviour()
         self.received: list[Received] = []
         self.connections = 0
+        self.holding = 0
         self.lock = threading.Lock()
         self.port = 0
         self._loop = asyncio.new_event_loop()
