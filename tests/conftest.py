@@ -5,13 +5,29 @@ alice and bob have accounts in two domains of two tenants; mallory is the attack
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from django.conf import settings
+from django.db import connection
 
 from mailcore import store
 from mailcore.models import Account, Domain, Tenant
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Servers under test run database work in their own threads, whose connections outlive
+    the tests; end them before pytest-django drops the test database."""
+    yield
+    with django_db_blocker.unblock(), connection.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -187,3 +187,6 @@ class FolderChange(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["folder", "modseq"], name="change_folder_modseq")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.folder_id}:{self.uid} at {self.modseq}"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -107,7 +107,7 @@ class Account(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "address"
     EMAIL_FIELD = "address"
-    REQUIRED_FIELDS: list[str] = []
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
 
     class Meta:
         ordering = ["address"]
@@ -137,7 +137,7 @@ class Account(AbstractBaseUser, PermissionsMixin):
             self.address = normalize_address(self.address)
         except AddressError as exc:
             raise ValidationError({"address": str(exc)}) from None
-        if self.domain_id is not None:
+        if self.domain is not None:
             domain_name = self.address.rpartition("@")[2]
             if self.domain.name != domain_name:
                 raise ValidationError({"address": f"The address must be in the domain {self.domain.display_name}."})
@@ -166,12 +166,12 @@ class Alias(models.Model):
         if self.domain_id is not None and self.address.rpartition("@")[2] != self.domain.name:
             raise ValidationError({"address": f"The alias must be in the domain {self.domain.display_name}."})
         if not self.destinations:
-            raise ValidationError({"destinations": "An alias needs at least one destination."})
+            raise ValidationError("An alias needs at least one destination.")
         cleaned = []
         for item in self.destinations:
             try:
                 cleaned.append(normalize_address(str(item)))
             except AddressError as exc:
-                raise ValidationError({"destinations": str(exc)}) from None
+                raise ValidationError(f"Destination: {exc}") from None
         self.destinations = cleaned
 

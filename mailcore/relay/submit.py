@@ -7,6 +7,7 @@ local copies and every queue row are committed together.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -76,8 +77,8 @@ def outbound_enqueue(
 def _wake_relay() -> None:
     """Ask a worker to look at the queue now rather than at the next beat (best effort)."""
     try:
-        from mailcore.relay import tasks  # the relay issue provides the task
-    except ImportError:
+        tasks = importlib.import_module("mailcore.relay.tasks")
+    except ModuleNotFoundError:
         return
     kick = getattr(tasks, "queue_kick", None)
     if kick is not None:

@@ -112,6 +112,8 @@ def alias_create(*, address: str, destinations: Sequence[str]) -> Alias:
 def account_send_as(account: Account) -> list[str]:
     """The envelope senders an account may use: its own address and aliases that reach it."""
     addresses = [account.address]
+    if account.tenant_id is None:
+        return addresses
     for alias in Alias.objects.filter(domain__tenant_id=account.tenant_id):
         if account.address in alias.destinations:
             addresses.append(alias.address)

@@ -149,18 +149,16 @@ def flags_store(
         if _apply_flags(message, mode, values, keywords):
             changed_messages[message.pk] = (message, was_seen)
     if changed_messages:
-        groups: dict[tuple[object, ...], list[int]] = {}
+        groups: dict[tuple[tuple[bool, ...], tuple[str, ...]], list[int]] = {}
         for message, _ in changed_messages.values():
-            key = (*[getattr(message, n) for n in _FLAG_NAMES], tuple(message.keywords))
+            key = (tuple(bool(getattr(message, n)) for n in _FLAG_NAMES), tuple(message.keywords))
             groups.setdefault(key, []).append(message.pk)
-        for key, ids in groups.items():
-            Message.objects.filter(pk__in=ids).update(
-                **dict(zip(_FLAG_NAMES, key[:5], strict=True)), keywords=list(key[5])  # type: ignore[arg-type]
-            )
+        for (bools, kws), ids in groups.items():
+            Message.objects.filter(pk__in=ids).update(**dict(zip(_FLAG_NAMES, bools, strict=True)), keywords=list(kws))
         standings: dict[int, list[tuple[int, int]]] = {folder.pk: [(e.uid, e.message_id) for e in entries]}
         for folder_id, uid, message_id in others:
             standings.setdefault(folder_id, []).append((uid, message_id))
-        changes = []
+        changes: list[FolderChange] = []
         for folder_id in sorted(standings):
             touched = [(uid, mid) for uid, mid in standings[folder_id] if mid in changed_messages]
             if not touched:

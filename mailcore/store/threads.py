@@ -38,7 +38,8 @@ def threads_for_accounts(
             .values_list("account_id", "thread_id")
         )
         for account_id, thread_id in rows:
-            found.setdefault(account_id, thread_id)
+            if thread_id is not None:
+                found.setdefault(account_id, thread_id)
     missing = [a for a in account_ids if a not in found]
     if missing and message_id:
         rows = (
@@ -51,7 +52,8 @@ def threads_for_accounts(
             .values_list("account_id", "thread_id")
         )
         for account_id, thread_id in rows:
-            found.setdefault(account_id, thread_id)
+            if thread_id is not None:
+                found.setdefault(account_id, thread_id)
     missing = [a for a in account_ids if a not in found]
     if missing and is_reply and thread_subject:
         since = timezone.now() - SUBJECT_FALLBACK_WINDOW

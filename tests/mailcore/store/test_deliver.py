@@ -1,0 +1,180 @@
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from mailcore import store
+from mailcore.models import Account, Blob, Folder, FolderEntry, Message
+from tests.conftest import PASSWORD, make_message
+
+
+def inbox(account: Account) -> Folder:
+    return Folder.objects.get(account=account, name="INBOX")
+
+
+def test_new_account_gets_the_six_special_folders(alice):
+    folders = dict(Folder.objects.filter(account=alice).values_list("name", "special_use"))
+    assert folders == {
+        "INBOX": "\\Inbox", "Sent": "\\Sent", "Drafts": "\\Drafts",
+        "Trash": "\\Trash", "Junk": "\\Junk", "Archive": "\\Archive",
+    }
+    assert len(set(Folder.objects.filter(account=alice).values_list("uidvalidity", flat=True))) == 6
+
+
+def test_delivery_gives_a_result_per_recipient(alice, bob):
+    result = store.message_deliver(
+        raw=make_message(), recipients=["alice@a.test", "bob@b.test", "nobody@a.test", "x@remote.example", "not an address"]
+    )
+    assert [r.status for r in result.recipients] == [
+        store.DeliveryStatus.DELIVERED, store.DeliveryStatus.DELIVERED, store.DeliveryStatus.UNKNOWN,
+        store.DeliveryStatus.NOT_LOCAL, store.DeliveryStatus.UNKNOWN,
+    ]
+    folder = inbox(alice)
+    assert (folder.total_count, folder.unseen_count, folder.uid_next) == (1, 1, 2)
+    alice.refresh_from_db()
+    assert alice.used_bytes == len(make_message()) or alice.used_bytes > 0
+
+
+def test_login_style_variants_reach_the_same_mailbox(alice):
+    result = store.message_deliver(raw=make_message(), recipients=["ALICE@A.TEST", "<alice@a.test>"])
+    assert all(r.ok for r in result.recipients)
+    # one account, one copy, even when named twice
+    assert Message.objects.filter(account=alice).count() == 1
+
+
+def test_internationalised_domain_is_matched_in_either_form(tenant_a):
+    store.domain_create(tenant=tenant_a, name="bücher.example")
+    account = store.account_create(address="Jürgen@BÜCHER.example", password=PASSWORD)
+    assert account.address == "jürgen@xn--bcher-kva.example"
+    for spelling in ["jürgen@bücher.example", "JÜRGEN@xn--bcher-kva.example"]:
+        assert store.recipient_resolve(spelling).account_ids == [account.pk]
+
+
+def test_fifty_local_recipients_share_one_blob_released_after_expunge(tenant_a, domain_a):
+    accounts = [store.account_create(address=f"user{i}@a.test", password=PASSWORD) for i in range(50)]
+    raw = make_message(subject="To everyone")
+    result = store.message_deliver(raw=raw, recipients=[a.address for a in accounts])
+    assert all(r.ok for r in result.recipients)
+    assert Blob.objects.count() == 1
+    blob = Blob.objects.get()
+    assert blob.refcount == 50 and bytes(blob.data) == raw
+    for account in accounts:
+        folder = inbox(account)
+        store.flags_store(account=account, folder=folder, uids=[1], mode="add", flags=["\\Deleted"])
+        assert store.folder_expunge(account=account, folder=folder) == [1]
+    assert Blob.objects.count() == 0
+    assert Message.objects.count() == 0
+    assert all(a.used_bytes == 0 for a in Account.objects.filter(pk__in=[a.pk for a in accounts]))
+
+
+def test_over_quota_recipient_is_refused_while_others_succeed(alice, bob):
+    raw = make_message(body="x" * 5000)
+    Account.objects.filter(pk=bob.pk).update(quota_bytes=1000)
+    result = store.message_deliver(raw=raw, recipients=["alice@a.test", "bob@b.test"])
+    assert result.recipients[0].ok
+    assert result.recipients[1].status is store.DeliveryStatus.OVER_QUOTA
+    assert "full" in result.recipients[1].reason
+    assert Message.objects.filter(account=bob).count() == 0
+    bob.refresh_from_db()
+    assert bob.used_bytes == 0
+    assert Blob.objects.get().refcount == 1
+
+
+def test_quota_usage_is_exact_through_deliver_copy_and_expunge(alice):
+    raw = make_message(body="y" * 1000)
+    store.message_deliver(raw=raw, recipients=["alice@a.test"])
+    store.message_deliver(raw=raw, recipients=["alice@a.test"])
+    alice.refresh_from_db()
+    assert alice.used_bytes == 2 * len(raw)
+    assert Blob.objects.get().refcount == 2  # identical bytes, stored once
+    archive = Folder.objects.get(account=alice, name="Archive")
+    store.message_copy(account=alice, source=inbox(alice), uids=[1, 2], target=archive)
+    alice.refresh_from_db()
+    assert alice.used_bytes == 4 * len(raw)
+    store.folder_expunge(account=alice, folder=archive, only_deleted=False)
+    alice.refresh_from_db()
+    assert alice.used_bytes == 2 * len(raw)
+
+
+def test_alias_with_several_destinations_and_remote_forward(alice, mallory, bob):
+    store.alias_create(address="team@a.test", destinations=["alice@a.test", "mallory@a.test", "friend@remote.example"])
+    result = store.message_deliver(raw=make_message(), recipients=["team@a.test"])
+    (outcome,) = result.recipients
+    assert outcome.ok and len(outcome.message_ids) == 2
+    assert result.forwards == ["friend@remote.example"]
+    assert Message.objects.filter(account__in=[alice, mallory]).count() == 2
+
+
+def test_alias_loop_terminates(alice):
+    store.alias_create(address="loop1@a.test", destinations=["loop2@a.test"])
+    store.alias_create(address="loop2@a.test", destinations=["loop1@a.test", "alice@a.test"])
+    assert store.recipient_resolve("loop1@a.test").account_ids == [alice.pk]
+
+
+def test_catch_all_receives_unknown_names(alice, domain_a):
+    assert store.recipient_resolve("whoever@a.test").kind is store.RecipientKind.UNKNOWN
+    domain_a.catch_all = "alice@a.test"
+    domain_a.save()
+    resolution = store.recipient_resolve("whoever@a.test")
+    assert resolution.kind is store.RecipientKind.LOCAL and resolution.account_ids == [alice.pk]
+
+
+def test_inactive_account_does_not_receive(alice):
+    Account.objects.filter(pk=alice.pk).update(is_active=False)
+    assert store.recipient_resolve("alice@a.test").kind is store.RecipientKind.UNKNOWN
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_get_unique_uids_in_commit_order():
+    tenant = store.tenant_create(name="Concurrency")
+    store.domain_create(tenant=tenant, name="c.test")
+    account = store.account_create(address="target@c.test", password=PASSWORD)
+    folder_id = inbox(account).pk
+    writers, per_writer = 8, 200
+    errors: list[BaseException] = []
+    gaps: list[tuple[int, int]] = []
+    done = threading.Event()
+
+    def writer(n: int) -> None:
+        try:
+            for i in range(per_writer):
+                store.message_deliver(raw=make_message(subject=f"w{n} m{i}", body=f"{n}/{i}\r\n"),
+                                      recipients=["target@c.test"])
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    def watcher() -> None:
+        # If a higher UID ever became visible before a lower one, a reader would see a gap.
+        try:
+            while not done.is_set():
+                uids = list(FolderEntry.objects.filter(folder_id=folder_id).values_list("uid", flat=True))
+                if uids and (max(uids) != len(uids)):
+                    gaps.append((len(uids), max(uids)))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+    observer = threading.Thread(target=watcher)
+    observer.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=240)
+    done.set()
+    observer.join(timeout=30)
+    assert not errors, errors[:3]
+    assert not gaps, gaps[:5]
+    total = writers * per_writer
+    uids = sorted(FolderEntry.objects.filter(folder_id=folder_id).values_list("uid", flat=True))
+    assert uids == list(range(1, total + 1))
+    folder = Folder.objects.get(pk=folder_id)
+    assert folder.uid_next == total + 1
+    assert folder.total_count == total and folder.unseen_count == total
+    account.refresh_from_db()
+    sizes = sum(Message.objects.filter(account=account).values_list("size", flat=True))
+    assert account.used_bytes == sizes == folder.total_size
+    connection.close()

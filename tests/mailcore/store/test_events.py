@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connections, transaction
+
+from mailcore import store
+from mailcore.events import account_group
+from tests.conftest import make_message
+
+
+def _in_thread(action):
+    def run() -> None:
+        try:
+            action()
+        finally:
+            connections.close_all()
+
+    return run
+
+
+async def _collect(account_id: int, action, wait: float = 3.0) -> list[dict]:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(account_group(account_id), channel)
+    try:
+        await sync_to_async(_in_thread(action), thread_sensitive=False)()
+        events = []
+        try:
+            while True:
+                events.append(await asyncio.wait_for(layer.receive(channel), wait))
+                wait = 0.5
+        except TimeoutError:
+            pass
+        return events
+    finally:
+        await layer.group_discard(account_group(account_id), channel)
+        await layer.flush()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_delivery_publishes_an_exists_event_after_commit(alice):
+    events = asyncio.run(_collect(alice.pk, lambda: store.message_deliver(raw=make_message(), recipients=[alice.address])))
+    assert len(events) == 1
+    event = events[0]
+    assert event["type"] == "mail.changed" and event["kind"] == "exists" and event["account"] == alice.pk
+    assert event["modseq"] > 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_change_publishes_nothing(alice):
+    def deliver_then_fail() -> None:
+        try:
+            with transaction.atomic():
+                store.message_deliver(raw=make_message(), recipients=[alice.address])
+                raise RuntimeError("storage failed")
+        except RuntimeError:
+            pass
+
+    assert asyncio.run(_collect(alice.pk, deliver_then_fail, wait=1.0)) == []
