@@ -1,7 +1,8 @@
 """Admin for the outbound queue: per-recipient status, attempts, next attempt and last reply.
 
-``register(site)`` adds the two model admins to an admin site (mailcore/admin.py calls it with
-``admin.site``). Retry-now and cancel go through the queue services, never ``save()``.
+Importing this module registers the two model admins on ``admin.site`` (mailcore/admin.py
+imports it); ``register(site)`` does the same for another site. The queue spans tenants, so
+only operators (superusers) see it. Retry-now and cancel go through the queue services.
 """
 
 from __future__ import annotations
@@ -17,7 +18,20 @@ from mailcore.models import OutboundMessage, OutboundRecipient
 from .queue import recipients_cancel, recipients_retry_now
 
 
-class OutboundRecipientInline(admin.TabularInline):
+class OperatorOnly:
+    """The queue holds every tenant's mail: operators only."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(getattr(request.user, "is_superuser", False))
+
+
+class OutboundRecipientInline(OperatorOnly, admin.TabularInline):
     model = OutboundRecipient
     extra = 0
     can_delete = False
@@ -28,7 +42,7 @@ class OutboundRecipientInline(admin.TabularInline):
         return False
 
 
-class OutboundMessageAdmin(admin.ModelAdmin):
+class OutboundMessageAdmin(OperatorOnly, admin.ModelAdmin):
     list_display = ["id", "mail_from", "account", "created_at", "recipient_count"]
     search_fields = ["mail_from", "recipients__address"]
     readonly_fields = ["account", "blob", "mail_from", "dsn_ret", "dsn_envid", "smtputf8", "created_at"]
@@ -48,19 +62,19 @@ class OutboundMessageAdmin(admin.ModelAdmin):
         return False
 
 
-@admin.action(description="Retry now (queued recipients)")
+@admin.action(description="Retry now (queued recipients)", permissions=["change"])
 def retry_now(modeladmin: admin.ModelAdmin[OutboundRecipient], request: HttpRequest, queryset: QuerySet[OutboundRecipient]) -> None:
     count = recipients_retry_now(recipient_ids=list(queryset.values_list("id", flat=True)))
     modeladmin.message_user(request, f"{count} recipient(s) will be retried now.", messages.SUCCESS)
 
 
-@admin.action(description="Cancel (queued recipients)")
+@admin.action(description="Cancel (queued recipients)", permissions=["change"])
 def cancel(modeladmin: admin.ModelAdmin[OutboundRecipient], request: HttpRequest, queryset: QuerySet[OutboundRecipient]) -> None:
     count = recipients_cancel(recipient_ids=list(queryset.values_list("id", flat=True)))
     modeladmin.message_user(request, f"{count} recipient(s) cancelled.", messages.SUCCESS)
 
 
-class OutboundRecipientAdmin(admin.ModelAdmin):
+class OutboundRecipientAdmin(OperatorOnly, admin.ModelAdmin):
     list_display = ["address", "status", "attempts", "next_attempt_at", "last_attempt_at", "short_reply", "message_id"]
     list_filter = ["status", "domain"]
     search_fields = ["address", "domain", "message__mail_from"]
@@ -83,5 +97,10 @@ class OutboundRecipientAdmin(admin.ModelAdmin):
 
 
 def register(site: admin.AdminSite) -> None:
-    site.register(OutboundMessage, OutboundMessageAdmin)
-    site.register(OutboundRecipient, OutboundRecipientAdmin)
+    if not site.is_registered(OutboundMessage):
+        site.register(OutboundMessage, OutboundMessageAdmin)
+    if not site.is_registered(OutboundRecipient):
+        site.register(OutboundRecipient, OutboundRecipientAdmin)
+
+
+register(admin.site)

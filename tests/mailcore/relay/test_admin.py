@@ -17,8 +17,7 @@ Status = OutboundRecipient.Status
 
 @pytest.fixture
 def site() -> admin.AdminSite:
-    if not admin.site.is_registered(OutboundRecipient):
-        register(admin.site)
+    register(admin.site)  # a no-op when mailcore/admin.py imported the module already
     return admin.site
 
 
@@ -40,8 +39,6 @@ def deferred_row(alice: Account) -> OutboundRecipient:
 def test_queue_list_shows_status_attempts_next_attempt_and_last_reply(site: admin.AdminSite, operator_client: Client, alice: Account) -> None:
     deferred_row(alice)
     response = operator_client.get("/admin/mailcore/outboundrecipient/")
-    if response.status_code == 404:
-        pytest.skip("the admin is not routed in webmail/urls.py on this branch")
     body = response.content.decode()
     assert response.status_code == 200
     assert "carol@remote.test" in body and "451 4.3.0 later" in body
@@ -53,12 +50,19 @@ def test_retry_now_and_cancel_actions(site: admin.AdminSite, operator_client: Cl
     row = deferred_row(alice)
     url = "/admin/mailcore/outboundrecipient/"
     response = operator_client.post(url, {"action": "retry_now", "_selected_action": [row.pk]})
-    if response.status_code == 404:
-        pytest.skip("the admin is not routed in webmail/urls.py on this branch")
+    assert response.status_code == 302
     row.refresh_from_db()
-    assert row.status == Status.QUEUED and row.next_attempt_at <= row.last_attempt_at.replace(year=3000)  # type: ignore[union-attr]
+    assert row.status == Status.QUEUED
     assert len(recipients_claim()) == 1  # due now
     OutboundRecipient.objects.filter(pk=row.pk).update(status=Status.QUEUED, claim="")
     operator_client.post(url, {"action": "cancel", "_selected_action": [row.pk]})
     row.refresh_from_db()
     assert row.status == Status.CANCELLED
+
+
+def test_tenant_admins_do_not_see_the_queue(site: admin.AdminSite, alice: Account) -> None:
+    alice.role = Account.Role.TENANT_ADMIN
+    alice.save(update_fields=["role"])
+    client = Client()
+    client.force_login(alice)
+    assert client.get("/admin/mailcore/outboundrecipient/").status_code == 403
