@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from django.conf import settings
 
 from mailcore.models import Domain, OutboundRecipient
 
 from .client import DeliveryStats, Envelope, RecipientItem, destination_deliver
-from .dkim import message_dkim_sign, signing_domain
+from .dkim import header_from_domain, message_dkim_sign, signing_domain
 from .encoding import body_to_7bit, crlf_normalize, has_8bit
 from .queue import Outcome, OutcomeKind, lease_renew, outcomes_record
 from .routing import RouteError, route_resolve
 
 log = logging.getLogger("mailcore.relay.worker")
+
+# A long batch pushes its lease out when a third of it has passed, so it never lapses while the
+# worker is alive, and a dead worker's rows come back within one lease.
+LEASE_RENEW_FRACTION = 3
 
 
 def batch_envelopes(*, recipient_ids: Sequence[int], claim: str) -> list[Envelope]:
@@ -53,7 +60,7 @@ class Preparer:
         if convert:
             raw = body_to_7bit(raw)
         signed = raw
-        domain_key = (envelope.mail_from, raw[:4096].decode("latin-1"))
+        domain_key = (header_from_domain(raw), envelope.mail_from.rpartition("@")[2].lower())
         if domain_key not in self.domains:
             self.domains[domain_key] = signing_domain(raw, envelope.mail_from)
         domain = self.domains[domain_key]
@@ -74,9 +81,15 @@ def batch_deliver(*, recipient_ids: Sequence[int], claim: str, reuse: bool = Tru
         return stats
     domain = envelopes[0].recipients[0].address.rpartition("@")[2].lower()
 
+    renew_every = settings.RELAY_LEASE_SECONDS / LEASE_RENEW_FRACTION
+    renewed = time.monotonic()
+
     def record(outcomes: list[Outcome]) -> None:
+        nonlocal renewed
         outcomes_record(claim=claim, outcomes=outcomes)
-        lease_renew(claim=claim)
+        if time.monotonic() - renewed > renew_every:
+            lease_renew(claim=claim)
+            renewed = time.monotonic()
 
     try:
         route = route_resolve(domain)
