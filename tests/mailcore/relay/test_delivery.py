@@ -222,3 +222,20 @@ def test_mail_without_a_domain_key_goes_unsigned(alice: Account, sink: SmtpSink)
     submit(from_alice(), [CAROL])
     relay_run()
     assert not sink.received[0].data.startswith(b"DKIM-Signature:")
+
+
+def test_next_mx_is_tried_when_the_preferred_one_refuses(alice: Account, sink: SmtpSink, settings: pytest.FixtureRequest) -> None:
+    zone: dict[tuple[str, str], list[str] | str] = {
+        ("two-mx.test", "MX"): ["10 down.two-mx.test.", "20 up.two-mx.test."],
+        ("down.two-mx.test", "A"): ["127.0.0.2"],  # loopback, but the sink listens on 127.0.0.1 only
+        ("up.two-mx.test", "A"): ["127.0.0.1"],
+    }
+    with DnsServer(zone) as dns_server:
+        settings.DNS_NAMESERVERS = ["127.0.0.1"]  # type: ignore[attr-defined]
+        settings.DNS_PORT = dns_server.port  # type: ignore[attr-defined]
+        settings.RELAY_MX_PORT = sink.port  # type: ignore[attr-defined]
+        submit(from_alice(to="gil@two-mx.test"), ["gil@two-mx.test"])
+        stats = relay_run()
+    assert stats.connections == 1
+    assert len(sink.received) == 1
+    assert "up.two-mx.test[127.0.0.1]" in OutboundRecipient.objects.get().last_reply
