@@ -162,3 +162,54 @@ def test_two_claimers_at_once_deliver_nothing_twice(alice: Account, sink: SmtpSi
         received = subjects(sink) + subjects(second_sink)
         assert received == expected
         assert set(OutboundRecipient.objects.values_list("status", flat=True)) == {Status.DELIVERED}
+
+
+CLAIM_LOOP = """
+import os, pathlib, time
+from mailcore.models import OutboundRecipient
+from mailcore.relay import worker
+from mailcore.relay.queue import recipients_claim
+pathlib.Path(os.environ["READY_FILE"]).touch()
+go = pathlib.Path(os.environ["GO_FILE"])
+deadline = time.monotonic() + 30
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.01)
+for _ in range(200):
+    batches = recipients_claim(limit=3)
+    for b in batches:
+        print("claimed", ",".join(map(str, b.recipient_ids)), flush=True)
+        worker.batch_deliver(recipient_ids=b.recipient_ids, claim=b.claim)
+    if not batches:
+        if not OutboundRecipient.objects.filter(status__in=["queued", "sending"]).exists():
+            break
+        time.sleep(0.01)
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_dispatcher_processes_deliver_nothing_twice(
+    alice: Account, sink: SmtpSink, settings: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    settings.RELAY_CONCURRENCY_PER_DESTINATION = 4  # type: ignore[attr-defined]
+    for n in range(24):
+        message_submit(raw=make_message(subject=f"p{n}", sender="alice@a.test", to=CAROL), mail_from="alice@a.test", recipients=[CAROL])
+    env = child_env(RELAY_TRANSPORTS=f"{REMOTE}=127.0.0.1:{sink.port}", RELAY_CONCURRENCY_PER_DESTINATION="4",
+                    GO_FILE=str(tmp_path / "go"))
+    children = [
+        subprocess.Popen([sys.executable, "manage.py", "shell", "-c", CLAIM_LOOP], cwd=ROOT,
+                         env={**env, "READY_FILE": str(tmp_path / f"ready{n}")}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for n in range(2)
+    ]
+    deadline = time.monotonic() + WAIT_LIMIT
+    while not all((tmp_path / f"ready{n}").exists() for n in range(2)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    (tmp_path / "go").touch()  # both start claiming at the same moment
+    outputs = []
+    for child in children:
+        out, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err.decode()[-2000:]
+        outputs.append(out.decode())
+    claimed = [int(i) for text in outputs for line in text.splitlines() if line.startswith("claimed ") for i in line[8:].split(",")]
+    assert sorted(claimed) == sorted(OutboundRecipient.objects.values_list("id", flat=True))
+    assert all("claimed" in text for text in outputs), "one process did all the work; the race was not exercised"
+    assert subjects(sink) == Counter({f"p{n}": 1 for n in range(24)})
