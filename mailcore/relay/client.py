@@ -49,8 +49,9 @@ class Envelope:
 
     message_id: int
     mail_from: str
-    raw: bytes
+    raw: bytes  # may be empty when the caller's ``prepare`` loads the bytes itself (blob_id)
     recipients: list[RecipientItem]
+    blob_id: int = 0
     smtputf8: bool = False
     dsn_ret: str = ""
     dsn_envid: str = ""

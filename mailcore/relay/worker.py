@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from mailcore.models import Domain, OutboundRecipient
+from mailcore.models import Blob, Domain, OutboundRecipient
 
 from .client import DeliveryStats, Envelope, RecipientItem, destination_deliver
 from .dkim import header_from_domain, message_dkim_sign, signing_domain
@@ -25,10 +25,14 @@ LEASE_RENEW_FRACTION = 3
 
 
 def batch_envelopes(*, recipient_ids: Sequence[int], claim: str) -> list[Envelope]:
-    """The claimed rows that are still ours, grouped into one envelope per message."""
+    """The claimed rows that are still ours, grouped into one envelope per message.
+
+    The bytes are not loaded here: a batch may hold hundreds of large messages, so ``Preparer``
+    reads each blob just before it is sent.
+    """
     rows = (
         OutboundRecipient.objects.filter(id__in=list(recipient_ids), claim=claim, status=OutboundRecipient.Status.SENDING)
-        .select_related("message", "message__blob")
+        .select_related("message")
         .order_by("message_id", "id")
     )
     envelopes: dict[int, Envelope] = {}
@@ -37,7 +41,7 @@ def batch_envelopes(*, recipient_ids: Sequence[int], claim: str) -> list[Envelop
         if envelope is None:
             m = row.message
             envelope = envelopes[row.message_id] = Envelope(
-                message_id=m.pk, mail_from=m.mail_from, raw=bytes(m.blob.data), recipients=[],
+                message_id=m.pk, mail_from=m.mail_from, raw=b"", blob_id=m.blob_id, recipients=[],
                 smtputf8=m.smtputf8, dsn_ret=m.dsn_ret, dsn_envid=m.dsn_envid,
             )
         envelope.recipients.append(RecipientItem(row.pk, row.address, row.notify, row.orcpt))
@@ -46,18 +50,14 @@ def batch_envelopes(*, recipient_ids: Sequence[int], claim: str) -> list[Envelop
 
 @dataclass
 class Preparer:
-    """8-bit conversion when needed, then DKIM: per message and per wire form, cached for the batch."""
+    """Load the blob, convert 8-bit bodies when the server needs it, then DKIM-sign."""
 
-    cache: dict[tuple[int, bool], bytes]
     domains: dict[tuple[str, str], Domain | None]
 
     def __call__(self, envelope: Envelope, eight_bit_ok: bool) -> bytes:
-        raw = crlf_normalize(envelope.raw)
-        convert = not eight_bit_ok and has_8bit(raw)
-        key = (envelope.message_id, convert)
-        if key in self.cache:
-            return self.cache[key]
-        if convert:
+        data = envelope.raw or bytes(Blob.objects.values_list("data", flat=True).get(pk=envelope.blob_id))
+        raw = crlf_normalize(data)
+        if not eight_bit_ok and has_8bit(raw):
             raw = body_to_7bit(raw)
         signed = raw
         domain_key = (header_from_domain(raw), envelope.mail_from.rpartition("@")[2].lower())
@@ -69,7 +69,6 @@ class Preparer:
                 signed = message_dkim_sign(raw, domain)
             except Exception:  # a broken key must not stop the mail; it goes out unsigned
                 log.exception("DKIM signing for %s failed", domain.name)
-        self.cache[key] = signed
         return signed
 
 
@@ -99,6 +98,6 @@ def batch_deliver(*, recipient_ids: Sequence[int], claim: str, reuse: bool = Tru
         record(outcomes)
         stats.outcomes = outcomes
         return stats
-    stats = destination_deliver(route, envelopes, prepare=Preparer({}, {}), record=record, reuse=reuse)
+    stats = destination_deliver(route, envelopes, prepare=Preparer({}), record=record, reuse=reuse)
     log.info("relay %s: %d messages over %d connections", domain, stats.messages, stats.connections)
     return stats

@@ -133,6 +133,11 @@ class _CountingSMTP(SMTP):
         super().__init__(_Handler(sink), **kwargs)
         self.sink = sink
 
+    async def smtp_RSET(self, arg: str) -> None:
+        with self.sink.lock:
+            self.sink.rsets += 1
+        await super().smtp_RSET(arg)
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         with self.sink.lock:
             self.sink.connections += 1
@@ -147,6 +152,7 @@ class SmtpSink:
         self.received: list[Received] = []
         self.connections = 0
         self.holding = 0
+        self.rsets = 0
         self.lock = threading.Lock()
         self.port = 0
         self._loop = asyncio.new_event_loop()

@@ -50,6 +50,7 @@ def test_all_due_messages_for_a_destination_share_one_connection(alice: Account,
         submit(from_alice(subject=f"m{n}"), [CAROL, DAVE])
     stats = relay_run()
     assert sink.connections == 1
+    assert sink.rsets == 2  # between the three mail transactions
     assert stats.connections == 1 and stats.messages == 3
     assert len(sink.received) == 3
     assert all(sorted(r.rcpt_tos) == [CAROL, DAVE] for r in sink.received)
