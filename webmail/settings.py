@@ -135,6 +135,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Hands due outbound queue rows to workers; the schedule itself lives in PostgreSQL.
     "relay-dispatch": {"task": "mailcore.relay.tasks.queue_dispatch", "schedule": 15.0},
+    "relay-purge": {"task": "mailcore.relay.tasks.queue_purge", "schedule": 3600.0},
 }
 
 # --- Mail ---------------------------------------------------------------------------------

@@ -206,3 +206,31 @@ def recipients_cancel(*, recipient_ids: Sequence[int]) -> int:
     return OutboundRecipient.objects.filter(id__in=list(recipient_ids), status=Status.QUEUED).update(
         status=Status.CANCELLED, claim="", lease_until=None
     )
+
+
+FINISHED_KEEP = timedelta(days=7)  # finished queue rows stay visible in the admin this long
+MAX_PURGE_PER_RUN = 1000
+
+
+@transaction.atomic
+def outbound_purge(*, now: datetime | None = None, keep: timedelta = FINISHED_KEEP, limit: int = MAX_PURGE_PER_RUN) -> int:
+    """Delete messages whose every recipient is finished and older than ``keep``; release their blobs."""
+    from mailcore.store.blobs import blobs_release
+
+    cutoff = (now or timezone.now()) - keep
+    unfinished = OutboundRecipient.objects.filter(status__in=[Status.QUEUED, Status.SENDING]).values("message_id")
+    rows = list(
+        OutboundMessage.objects.select_for_update(skip_locked=True)
+        .filter(created_at__lt=cutoff)
+        .exclude(recipients__last_attempt_at__gte=cutoff)
+        .exclude(pk__in=unfinished)
+        .values_list("id", "blob_id")[:limit]
+    )
+    if not rows:
+        return 0
+    refs: dict[int, int] = defaultdict(int)
+    for _message_id, blob_id in rows:
+        refs[blob_id] += 1
+    OutboundMessage.objects.filter(id__in=[r[0] for r in rows]).delete()
+    blobs_release(blob_refs=dict(refs))
+    return len(rows)

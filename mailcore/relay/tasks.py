@@ -45,3 +45,10 @@ def batch_deliver(recipient_ids: list[int], claim: str) -> int:
     # rather than at the next beat.
     dispatch()
     return stats.messages
+
+
+@shared_task(name="mailcore.relay.tasks.queue_purge", ignore_result=True)
+def queue_purge() -> int:
+    """Beat, hourly: drop finished queue rows after a week and release their blobs."""
+    close_old_connections()
+    return queue.outbound_purge()

@@ -85,3 +85,26 @@ def test_final_states_have_no_way_out() -> None:
         with pytest.raises(ValueError):
             transition_check(final, Status.QUEUED)
     transition_check(Status.SENDING, Status.QUEUED)
+
+
+def test_purge_drops_finished_messages_after_the_keep_time_and_releases_their_blobs(alice: Account) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from mailcore.models import Blob, OutboundMessage
+    from mailcore.relay.queue import FINISHED_KEEP, outbound_purge
+
+    queue(["a@one.test"])  # will be delivered
+    queue(["b@two.test"])  # stays queued
+    batches = {b.domain: b for b in recipients_claim()}
+    done = batches["one.test"]
+    outcomes_record(claim=done.claim, outcomes=[Outcome(done.recipient_ids[0], OutcomeKind.DELIVERED, "250 ok")])
+    OutboundRecipient.objects.filter(domain="two.test").update(status=Status.QUEUED, claim="")
+    later = timezone.now() + FINISHED_KEEP + timedelta(hours=1)
+    assert outbound_purge(now=timezone.now()) == 0  # too recent
+    delivered_blob = OutboundMessage.objects.get(recipients__domain="one.test").blob_id
+    assert outbound_purge(now=later) == 1
+    assert list(OutboundRecipient.objects.values_list("domain", flat=True)) == ["two.test"]
+    assert not Blob.objects.filter(pk=delivered_blob).exists()  # its only reference was the queue row
+    assert Blob.objects.filter(pk=OutboundMessage.objects.get().blob_id).exists()
