@@ -25,7 +25,11 @@ from .routing import Hop, Route
 
 log = logging.getLogger("mailcore.relay.client")
 
-CONNECT_TIMEOUT = 30.0  # seconds to connect and to wait for any one reply (RFC 5321 §4.5.3.2 allows more)
+# RFC 5321 §4.5.3.2 timeouts (Postfix uses the same): connecting and the greeting, each command,
+# and the reply to the final "." of DATA. A live worker keeps its lease meanwhile (worker.LeaseKeeper).
+CONNECT_TIMEOUT = 30.0
+COMMAND_TIMEOUT = 300.0
+DATA_DONE_TIMEOUT = 600.0
 MAX_REPLY_TEXT = 500
 
 # Our own replies, in SMTP form, for things that happen before or without a server's reply.
@@ -128,6 +132,8 @@ def _open_hop(hop: Hop, route: Route, *, try_tls: bool) -> Connection:
         code, msg = smtp.connect(hop.address, hop.port)
         if code != 220:
             raise HopFailure(_reply(hop, code, msg))
+        if smtp.sock is not None:
+            smtp.sock.settimeout(COMMAND_TIMEOUT)
         code, msg = smtp.ehlo()
         if code != 250:
             code, msg = smtp.helo()
@@ -184,7 +190,13 @@ def _data(smtp: smtplib.SMTP, payload: bytes) -> tuple[int, bytes]:
     if code != 354:
         return code, msg
     smtp.send(wire_data(payload))
-    return smtp.getreply()
+    if smtp.sock is not None:
+        smtp.sock.settimeout(DATA_DONE_TIMEOUT)
+    try:
+        return smtp.getreply()
+    finally:
+        if smtp.sock is not None:
+            smtp.sock.settimeout(COMMAND_TIMEOUT)
 
 
 def envelope_send(conn: Connection, envelope: Envelope, prepare: PrepareFn) -> list[Outcome]:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import DatabaseError, connection
 
 from mailcore.models import Blob, Domain, OutboundRecipient
 
@@ -19,9 +20,36 @@ from .routing import RouteError, route_resolve
 
 log = logging.getLogger("mailcore.relay.worker")
 
-# A long batch pushes its lease out when a third of it has passed, so it never lapses while the
-# worker is alive, and a dead worker's rows come back within one lease.
+# A live worker pushes its lease out every third of it, so the lease never lapses while the
+# worker is alive (however slow the remote server), and a dead worker's rows come back within one lease.
 LEASE_RENEW_FRACTION = 3
+
+
+class LeaseKeeper(threading.Thread):
+    """Renews a batch's lease in the background until stopped; dies with the worker process."""
+
+    def __init__(self, claim: str, interval: float) -> None:
+        super().__init__(name=f"lease-{claim[:8]}", daemon=True)
+        self.claim = claim
+        self.interval = interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(self.interval):
+                try:
+                    lease_renew(claim=self.claim)
+                except DatabaseError:
+                    log.exception("renewing the lease of %s failed; retrying", self.claim)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(LEASE_KEEPER_JOIN_TIMEOUT)
+
+
+LEASE_KEEPER_JOIN_TIMEOUT = 10.0
 
 
 def batch_envelopes(*, recipient_ids: Sequence[int], claim: str) -> list[Envelope]:
@@ -80,15 +108,8 @@ def batch_deliver(*, recipient_ids: Sequence[int], claim: str, reuse: bool = Tru
         return stats
     domain = envelopes[0].recipients[0].address.rpartition("@")[2].lower()
 
-    renew_every = settings.RELAY_LEASE_SECONDS / LEASE_RENEW_FRACTION
-    renewed = time.monotonic()
-
     def record(outcomes: list[Outcome]) -> None:
-        nonlocal renewed
         outcomes_record(claim=claim, outcomes=outcomes)
-        if time.monotonic() - renewed > renew_every:
-            lease_renew(claim=claim)
-            renewed = time.monotonic()
 
     try:
         route = route_resolve(domain)
@@ -98,6 +119,11 @@ def batch_deliver(*, recipient_ids: Sequence[int], claim: str, reuse: bool = Tru
         record(outcomes)
         stats.outcomes = outcomes
         return stats
-    stats = destination_deliver(route, envelopes, prepare=Preparer({}), record=record, reuse=reuse)
+    keeper = LeaseKeeper(claim, settings.RELAY_LEASE_SECONDS / LEASE_RENEW_FRACTION)
+    keeper.start()
+    try:
+        stats = destination_deliver(route, envelopes, prepare=Preparer({}), record=record, reuse=reuse)
+    finally:
+        keeper.stop()
     log.info("relay %s: %d messages over %d connections", domain, stats.messages, stats.connections)
     return stats

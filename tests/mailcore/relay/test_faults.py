@@ -213,3 +213,34 @@ def test_two_dispatcher_processes_deliver_nothing_twice(
     assert sorted(claimed) == sorted(OutboundRecipient.objects.values_list("id", flat=True))
     assert all("claimed" in text for text in outputs), "one process did all the work; the race was not exercised"
     assert subjects(sink) == Counter({f"p{n}": 1 for n in range(24)})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_worker_keeps_its_lease_while_a_slow_server_makes_it_wait(
+    alice: Account, sink: SmtpSink, settings: pytest.FixtureRequest
+) -> None:
+    settings.RELAY_LEASE_SECONDS = 1  # type: ignore[attr-defined]
+    sink.behaviour.hold_rcpt.add(DAVE)
+    sink.behaviour.hold_seconds = 3.0
+    message_submit(raw=make_message(subject="slow", sender="alice@a.test", to=DAVE), mail_from="alice@a.test", recipients=[DAVE])
+    [batch] = recipients_claim()
+    done = threading.Event()
+
+    def work() -> None:
+        try:
+            worker.batch_deliver(recipient_ids=batch.recipient_ids, claim=batch.claim)
+        finally:
+            connection.close()
+            done.set()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    stolen = []
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline and not done.is_set():
+        stolen += recipients_claim()  # a second dispatcher, well past the first 1 s lease
+        time.sleep(0.2)
+    thread.join(WAIT_LIMIT)
+    assert stolen == []
+    row = OutboundRecipient.objects.get()
+    assert row.status == Status.QUEUED and "held too long" in row.last_reply
