@@ -75,6 +75,10 @@ class HopFailure(Exception):
         self.permanent = permanent
 
 
+class TlsFailure(HopFailure):
+    """STARTTLS was offered but the session did not survive it (handshake, or the EHLO after it)."""
+
+
 PrepareFn = Callable[[Envelope, bool], bytes]
 RecordFn = Callable[[list[Outcome]], None]
 
@@ -141,10 +145,16 @@ def _open_hop(hop: Hop, route: Route, *, try_tls: bool) -> Connection:
                 raise HopFailure(_reply(hop, code, msg))
         tls = False
         if try_tls and smtp.has_extn("starttls"):
-            code, msg = smtp.starttls(context=client_context())
-            if code == 220:
-                tls = True
-                smtp.ehlo()
+            try:
+                code, msg = smtp.starttls(context=client_context())
+                if code == 220:
+                    tls = True
+                    # With TLS 1.3 a server that rejects the handshake is only noticed here.
+                    code, msg = smtp.ehlo()
+                    if code != 250:
+                        raise TlsFailure(_reply(hop, code, msg))
+            except (ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+                raise TlsFailure(f"{hop.host}[{hop.address}]: TLS failed: {exc}") from None
         if route.smarthost:
             if not tls:
                 raise HopFailure(_reply(hop, *REPLY_NO_TLS_SMARTHOST))
@@ -166,9 +176,10 @@ def connection_open(route: Route) -> Connection:
         for try_tls in (True, False):
             try:
                 return _open_hop(hop, route, try_tls=try_tls)
-            except ssl.SSLError as exc:
-                # Opportunistic TLS that fails to negotiate: try the same host in clear (not a smarthost).
-                last = HopFailure(f"{hop.host}[{hop.address}]: TLS failed: {exc}")
+            except TlsFailure as exc:
+                # Opportunistic TLS that fails to negotiate: try the same host in clear (RFC 7435),
+                # but never send a smarthost our password without TLS.
+                last = exc
                 if route.smarthost:
                     break
                 continue

@@ -89,6 +89,7 @@ class SinkBehaviour:
     auth: tuple[str, str] | None = None  # (user, password) required when set
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply line
     data_reply: str = ""  # e.g. "451 4.3.0 try later"; empty = 250
+    tls_broken: bool = False  # STARTTLS offered, but the handshake fails (it demands a client certificate)
     hold_rcpt: set[str] = field(default_factory=set)  # RCPT for these waits (bounded), then 451
     hold_seconds: float = 10.0
 
@@ -168,11 +169,22 @@ class SmtpSink:
             ok = isinstance(auth_data, LoginPassword) and behaviour.auth == (auth_data.login.decode(), auth_data.password.decode())
             return AuthResult(success=ok, handled=False)
 
+        context = server_context() if behaviour.starttls else None
+        if behaviour.tls_broken:
+            import ssl
+
+            from mailcore.net.tls import cert_and_key_paths
+
+            cert, key = cert_and_key_paths()
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(cert), str(key))
+            context.load_verify_locations(str(cert))
+            context.verify_mode = ssl.CERT_REQUIRED
         return _CountingSMTP(
             self,
             hostname="sink.test",
             enable_SMTPUTF8=behaviour.smtputf8,
-            tls_context=server_context() if behaviour.starttls else None,
+            tls_context=context,
             authenticator=authenticator if behaviour.auth else None,
             auth_required=bool(behaviour.auth),
             loop=self._loop,

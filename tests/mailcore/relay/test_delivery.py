@@ -240,3 +240,26 @@ def test_next_mx_is_tried_when_the_preferred_one_refuses(alice: Account, sink: S
     assert stats.connections == 1
     assert len(sink.received) == 1
     assert "up.two-mx.test[127.0.0.1]" in OutboundRecipient.objects.get().last_reply
+
+
+def test_failed_tls_handshake_falls_back_to_clear_text_on_the_same_host(alice: Account, sink: SmtpSink) -> None:
+    sink.behaviour.tls_broken = True
+    submit(from_alice(), [CAROL])
+    relay_run()
+    [got] = sink.received
+    assert not got.tls
+    assert sink.connections == 2
+    assert OutboundRecipient.objects.get().status == Status.DELIVERED
+
+
+def test_tls_failure_to_a_smarthost_does_not_fall_back(alice: Account, settings: pytest.FixtureRequest) -> None:
+    with SmtpSink(SinkBehaviour(starttls=True, tls_broken=True, auth=("u", "p"))) as smarthost:
+        settings.RELAY_TRANSPORTS = {}  # type: ignore[attr-defined]
+        settings.RELAY_SMARTHOST = f"127.0.0.1:{smarthost.port}"  # type: ignore[attr-defined]
+        settings.RELAY_SMARTHOST_USER = "u"  # type: ignore[attr-defined]
+        settings.RELAY_SMARTHOST_PASSWORD = "p"  # type: ignore[attr-defined]
+        submit(from_alice(to="zed@elsewhere.test"), ["zed@elsewhere.test"])
+        relay_run()
+        row = OutboundRecipient.objects.get()
+        assert row.status == Status.QUEUED and "TLS failed" in row.last_reply
+        assert smarthost.received == [] and smarthost.connections == 1
