@@ -23,7 +23,7 @@ from .schedule import RetryPolicy, give_up_at
 
 CRLF = "\r\n"
 MAX_DIAGNOSTIC = 900
-_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")  # RFC 3463 class.subject.detail
 _REPLY_CODE = re.compile(r"\b([245])\d\d\b")
 _REPORT = re.compile(rb"(?im)^content-type[ \t]*:[ \t]*multipart/report\b[^\r\n]*(?:\r\n[ \t][^\r\n]*)*report-type[ \t]*=[ \t]*\"?delivery-status")
 

@@ -28,9 +28,16 @@ MAX_ADDRESSES_PER_HOST = 4
 class RouteError(Exception):
     """No way to reach the domain; ``permanent`` decides between bounce and retry."""
 
-    def __init__(self, message: str, *, permanent: bool) -> None:
+    def __init__(self, message: str, *, permanent: bool, status: str = "") -> None:
         super().__init__(message)
         self.permanent = permanent
+        # RFC 3463 status for the record and the DSN: 5.1.2 bad destination, 4.4.3 DNS trouble.
+        self.status = status or ("5.1.2" if permanent else "4.4.3")
+
+    @property
+    def reply(self) -> str:
+        """In the shape of an SMTP reply, so queue rows and DSNs read alike."""
+        return f"{550 if self.permanent else 451} {self.status} {self}"
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ def mx_hosts(
         return None
     records = [(int(r.preference), r.exchange.to_text(omit_final_dot=True).lower()) for r in answer]
     if len(records) == 1 and records[0][1] in ("", "."):
-        raise RouteError(f"{domain}: null MX, the domain accepts no mail (RFC 7505)", permanent=True)
+        raise RouteError(f"{domain}: null MX, the domain accepts no mail (RFC 7505)", permanent=True, status="5.1.10")
     records = [r for r in records if r[1] not in ("", ".")]
     shuffle(records)  # then a stable sort keeps equal preferences in shuffled order
     records.sort(key=lambda r: r[0])

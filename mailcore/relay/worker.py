@@ -115,7 +115,7 @@ def batch_deliver(*, recipient_ids: Sequence[int], claim: str, reuse: bool = Tru
         route = route_resolve(domain)
     except RouteError as exc:
         kind = OutcomeKind.FAILED if exc.permanent else OutcomeKind.DEFERRED
-        outcomes = [Outcome(r.recipient_id, kind, str(exc)) for e in envelopes for r in e.recipients]
+        outcomes = [Outcome(r.recipient_id, kind, exc.reply) for e in envelopes for r in e.recipients]
         record(outcomes)
         stats.outcomes = outcomes
         return stats
