@@ -90,6 +90,7 @@ class SinkBehaviour:
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply line
     data_reply: str = ""  # e.g. "451 4.3.0 try later"; empty = 250
     tls_broken: bool = False  # STARTTLS offered, but the handshake fails (it demands a client certificate)
+    mail_replies: list[str] = field(default_factory=list)  # replies for the next MAIL commands, in order
     hold_rcpt: set[str] = field(default_factory=set)  # RCPT for these waits (bounded), then 451
     hold_seconds: float = 10.0
 
@@ -104,6 +105,13 @@ class _Handler:
         if not behaviour.eight_bit:
             responses = [r for r in responses if r != "250-8BITMIME"]
         return responses
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
+        if self.sink.behaviour.mail_replies:
+            return self.sink.behaviour.mail_replies.pop(0)
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
         if address in self.sink.behaviour.hold_rcpt:

@@ -264,3 +264,14 @@ def test_tls_failure_to_a_smarthost_does_not_fall_back(alice: Account, settings:
         row = OutboundRecipient.objects.get()
         assert row.status == Status.QUEUED and "TLS failed" in row.last_reply
         assert smarthost.received == [] and smarthost.connections == 1
+
+
+def test_421_mid_batch_defers_that_message_and_the_rest_go_over_a_new_connection(alice: Account, sink: SmtpSink) -> None:
+    sink.behaviour.mail_replies.append("421 4.3.2 shutting down")
+    for n in range(3):
+        submit(from_alice(subject=f"m{n}"), [CAROL])
+    stats = relay_run()
+    assert stats.connections == 2 and sink.connections == 2
+    statuses = list(OutboundRecipient.objects.order_by("id").values_list("status", flat=True))
+    assert statuses == [Status.QUEUED, Status.DELIVERED, Status.DELIVERED]
+    assert "421 4.3.2" in OutboundRecipient.objects.order_by("id").first().last_reply  # type: ignore[union-attr]
