@@ -8,6 +8,7 @@ NOTIFY (RFC 3461 §4.1) is honoured: empty means FAILURE,DELAY; NEVER means none
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Sequence
@@ -20,6 +21,8 @@ from django.utils import timezone
 from mailcore.models import OutboundMessage, OutboundRecipient
 
 from .schedule import RetryPolicy, give_up_at
+
+log = logging.getLogger("mailcore.relay.dsn")
 
 CRLF = "\r\n"
 MAX_DIAGNOSTIC = 900
@@ -154,5 +157,8 @@ def dsn_send(
     if is_delivery_report(raw):
         return 0
     report = dsn_build(message=message, recipients=wanted, action=action, raw=raw, now=now or timezone.now())
-    message_submit(raw=report, mail_from="", recipients=[message.mail_from])
+    result = message_submit(raw=report, mail_from="", recipients=[message.mail_from])
+    for address, reason in result.refused:
+        # Nothing more can be done: a report about a report is never sent (RFC 5321 §4.5.5).
+        log.warning("%s report for outbound %s to <%s> not delivered: %s", action, message.pk, address, reason)
     return 1
