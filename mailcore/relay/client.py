@@ -210,6 +210,19 @@ def _data(smtp: smtplib.SMTP, payload: bytes) -> tuple[int, bytes]:
             smtp.sock.settimeout(COMMAND_TIMEOUT)
 
 
+def _rcpt_options(item: RecipientItem, *, dsn: bool) -> list[str]:
+    options = []
+    if dsn and item.notify:
+        options.append(f"NOTIFY={item.notify}")
+    if dsn and item.orcpt:
+        options.append(f"ORCPT={item.orcpt}")
+    return options
+
+
+def _joined(options: list[str]) -> str:
+    return " " + " ".join(options) if options else ""
+
+
 def envelope_send(conn: Connection, envelope: Envelope, prepare: PrepareFn) -> list[Outcome]:
     """One mail transaction (RSET first when the connection was used before). Raises on a broken link."""
     smtp, hop = conn.smtp, conn.hop
@@ -239,20 +252,27 @@ def envelope_send(conn: Connection, envelope: Envelope, prepare: PrepareFn) -> l
         options.append(f"RET={envelope.dsn_ret}")
     if dsn and envelope.dsn_envid:
         options.append(f"ENVID={envelope.dsn_envid}")
-    code, msg = smtp.mail(envelope.mail_from, options)
+    rcpt_options = [_rcpt_options(item, dsn=dsn) for item in envelope.recipients]
+    if conn.supports("pipelining"):
+        # RFC 2920: MAIL and every RCPT in one go, then their replies in order; DATA waits.
+        if needs_utf8:
+            smtp.command_encoding = "utf-8"
+        smtp.putcmd("mail", f"FROM:{smtplib.quoteaddr(envelope.mail_from)}{_joined(options)}")
+        for item, extra in zip(envelope.recipients, rcpt_options, strict=True):
+            smtp.putcmd("rcpt", f"TO:{smtplib.quoteaddr(item.address)}{_joined(extra)}")
+        code, msg = smtp.getreply()
+        rcpt_replies = [smtp.getreply() for _ in envelope.recipients]
+    else:
+        code, msg = smtp.mail(envelope.mail_from, options)
+        rcpt_replies = []
     if code == 421:
         raise smtplib.SMTPServerDisconnected(_reply(hop, code, msg))
     if code != 250:
         return _deferred(envelope, _reply(hop, code, msg), _kind(code), hop.host)
     outcomes: list[Outcome] = []
     accepted: list[RecipientItem] = []
-    for item in envelope.recipients:
-        rcpt_options = []
-        if dsn and item.notify:
-            rcpt_options.append(f"NOTIFY={item.notify}")
-        if dsn and item.orcpt:
-            rcpt_options.append(f"ORCPT={item.orcpt}")
-        code, msg = smtp.rcpt(item.address, rcpt_options)
+    for index, item in enumerate(envelope.recipients):
+        code, msg = rcpt_replies[index] if rcpt_replies else smtp.rcpt(item.address, rcpt_options[index])
         if code == 421:
             raise smtplib.SMTPServerDisconnected(_reply(hop, code, msg))
         if code in (250, 251):

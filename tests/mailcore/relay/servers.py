@@ -89,6 +89,7 @@ class SinkBehaviour:
     auth: tuple[str, str] | None = None  # (user, password) required when set
     rcpt_replies: dict[str, str] = field(default_factory=dict)  # address -> reply line
     data_reply: str = ""  # e.g. "451 4.3.0 try later"; empty = 250
+    pipelining: bool = False  # advertise PIPELINING (aiosmtpd reads pipelined commands in order anyway)
     tls_broken: bool = False  # STARTTLS offered, but the handshake fails (it demands a client certificate)
     mail_replies: list[str] = field(default_factory=list)  # replies for the next MAIL commands, in order
     hold_rcpt: set[str] = field(default_factory=set)  # RCPT for these waits (bounded), then 451
@@ -104,6 +105,8 @@ class _Handler:
         behaviour = self.sink.behaviour
         if not behaviour.eight_bit:
             responses = [r for r in responses if r != "250-8BITMIME"]
+        if behaviour.pipelining:
+            responses.insert(1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:

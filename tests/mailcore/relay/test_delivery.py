@@ -275,3 +275,19 @@ def test_421_mid_batch_defers_that_message_and_the_rest_go_over_a_new_connection
     statuses = list(OutboundRecipient.objects.order_by("id").values_list("status", flat=True))
     assert statuses == [Status.QUEUED, Status.DELIVERED, Status.DELIVERED]
     assert "421 4.3.2" in OutboundRecipient.objects.order_by("id").first().last_reply  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelined", "lockstep"])
+def test_per_recipient_replies_are_recorded_with_and_without_pipelining(alice: Account, sink: SmtpSink, pipelining: bool) -> None:
+    sink.behaviour.pipelining = pipelining
+    sink.behaviour.rcpt_replies[DAVE] = "550 5.1.1 no such user"
+    erin = f"erin@{REMOTE}"
+    sink.behaviour.rcpt_replies[erin] = "452 4.2.2 over quota"
+    submit(from_alice(), [CAROL, DAVE, erin])
+    submit(from_alice(subject="second"), [CAROL])
+    relay_run()
+    rows = {r.address: r for r in OutboundRecipient.objects.all()}
+    assert rows[DAVE].status == Status.FAILED and "550 5.1.1" in rows[DAVE].last_reply
+    assert rows[erin].status == Status.QUEUED and "452 4.2.2" in rows[erin].last_reply
+    assert [r.rcpt_tos for r in sink.received] == [[CAROL], [CAROL]]
+    assert sink.connections == 1
