@@ -132,7 +132,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Hands due outbound queue rows to workers; the schedule itself lives in PostgreSQL.
+    "relay-dispatch": {"task": "mailcore.relay.tasks.queue_dispatch", "schedule": 15.0},
+    "relay-purge": {"task": "mailcore.relay.tasks.queue_purge", "schedule": 3600.0},
+}
 
 # --- Mail ---------------------------------------------------------------------------------
 MAIL_HOSTNAME = env_str("MAIL_HOSTNAME", "localhost")
@@ -167,6 +171,8 @@ try:
     RELAY_TRANSPORTS = parse_transports(env_str("RELAY_TRANSPORTS", ""))
 except ValueError as exc:
     raise ImproperlyConfigured(f"RELAY_TRANSPORTS: {exc}") from None
+# Port of MX hosts found in DNS (25; tests point it at a server on 127.0.0.1).
+RELAY_MX_PORT = env_int("RELAY_MX_PORT", 25, minimum=1, maximum=65535)
 RELAY_SMARTHOST = env_str("RELAY_SMARTHOST", "")
 RELAY_SMARTHOST_USER = env_str("RELAY_SMARTHOST_USER", "")
 RELAY_SMARTHOST_PASSWORD = env_str("RELAY_SMARTHOST_PASSWORD", "")

@@ -38,6 +38,9 @@ class OutboundRecipient(models.Model):
     attempts = models.IntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Token of the claim that set SENDING; results are recorded only under the same token, so a
+    # worker whose lease expired cannot overwrite what a later claim decided (mailcore.relay.queue).
+    claim = models.CharField(max_length=32, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_reply = models.TextField(blank=True)
     # RFC 3461 NOTIFY (comma-separated, empty = default FAILURE,DELAY) and ORCPT.
