@@ -86,3 +86,7 @@ __all__ = [
     "recipient_resolve",
     "tenant_create",
 ]
+
+from .preferences import account_preferences_set  # noqa: E402
+
+__all__ += ["account_preferences_set"]

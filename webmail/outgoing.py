@@ -1,0 +1,121 @@
+"""Building outgoing messages (sends and drafts) with the standard library: no ORM here."""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+
+from mailcore.addresses import AddressError, normalize_address
+
+
+@dataclass
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Outgoing:
+    from_name: str
+    from_address: str
+    to: list[tuple[str, str]] = field(default_factory=list)
+    cc: list[tuple[str, str]] = field(default_factory=list)
+    bcc: list[tuple[str, str]] = field(default_factory=list)
+    subject: str = ""
+    body: str = ""
+    html: str = ""
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    # Drafts keep address fields as typed when they do not parse yet.
+    raw_fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def recipients(self) -> list[str]:
+        return list(dict.fromkeys(a for _, a in [*self.to, *self.cc, *self.bcc]))
+
+
+class AddressListError(ValueError):
+    pass
+
+
+def parse_address_field(value: str) -> list[tuple[str, str]]:
+    """"Ann <ann@x.test>, bob@y.test" → [(name, canonical address)]; AddressListError names the bad one."""
+    out: list[tuple[str, str]] = []
+    if not value.strip():
+        return out
+    pieces = [p for p in value.replace(";", ",").split(",") if p.strip()]
+    for name, address in email.utils.getaddresses(pieces):
+        if not address:
+            raise AddressListError(f"“{value.strip()}” is not a valid address list")
+        try:
+            out.append((name, normalize_address(address)))
+        except AddressError:
+            raise AddressListError(f"“{address}” is not a valid email address") from None
+    if len(out) != len(pieces):
+        bad = next((p.strip() for p in pieces if "@" not in p), value.strip())
+        raise AddressListError(f"“{bad}” is not a valid email address")
+    return out
+
+
+def _header_address(name: str, address: str) -> Address:
+    local, _, domain = address.rpartition("@")
+    return Address(display_name=name, username=local, domain=domain)
+
+
+def make_message_id(hostname: str) -> str:
+    return email.utils.make_msgid(domain=hostname)
+
+
+def build_message(
+    outgoing: Outgoing, *, message_id: str, date: datetime, include_bcc: bool = False
+) -> bytes:
+    """RFC 5322 bytes with CRLF line ends. Bcc is written only into drafts (``include_bcc``)."""
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = _header_address(outgoing.from_name, outgoing.from_address)
+    if outgoing.to:
+        msg["To"] = [_header_address(n, a) for n, a in outgoing.to]
+    if outgoing.cc:
+        msg["Cc"] = [_header_address(n, a) for n, a in outgoing.cc]
+    if include_bcc and outgoing.bcc:
+        msg["Bcc"] = [_header_address(n, a) for n, a in outgoing.bcc]
+    for name, text in outgoing.raw_fields.items():
+        if name not in msg and text.strip():
+            try:
+                msg[name] = text.replace("\r", " ").replace("\n", " ")
+            except (ValueError, TypeError, IndexError):
+                continue
+    msg["Subject"] = outgoing.subject.replace("\r", " ").replace("\n", " ")
+    msg["Date"] = email.utils.format_datetime(date)
+    msg["Message-ID"] = message_id
+    if outgoing.in_reply_to:
+        msg["In-Reply-To"] = f"<{outgoing.in_reply_to}>"
+    if outgoing.references:
+        msg["References"] = " ".join(f"<{r}>" for r in outgoing.references)
+    msg["MIME-Version"] = "1.0"
+    msg.set_content(outgoing.body.replace("\r\n", "\n"))
+    if outgoing.html:
+        msg.add_alternative(outgoing.html, subtype="html")
+    for item in outgoing.attachments:
+        maintype, _, subtype = item.content_type.partition("/")
+        if not subtype or "\n" in item.content_type:
+            maintype, subtype = "application", "octet-stream"
+        msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
+    return msg.as_bytes(policy=email.policy.SMTP)
+
+
+def reply_subject(subject: str) -> str:
+    return subject if subject[:3].lower() == "re:" else f"Re: {subject}"
+
+
+def forward_subject(subject: str) -> str:
+    return subject if subject[:4].lower() in ("fwd:", "fw: ") else f"Fwd: {subject}"
+
+
+def format_addresses(pairs: list[tuple[str, str]]) -> str:
+    return ", ".join(email.utils.formataddr((n, a)) if n else a for n, a in pairs)

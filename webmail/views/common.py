@@ -1,0 +1,50 @@
+"""What every mail view shares: login, the reader's time zone, the sidebar."""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+from collections.abc import Callable
+from typing import Any, cast
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import redirect
+from django.utils import timezone
+
+from mailcore.models import Account
+
+View = Callable[..., HttpResponseBase]
+
+
+def account_of(request: HttpRequest) -> Account:
+    return cast(Account, request.user)
+
+
+def mail_view(view: View) -> View:
+    """Signed-in mailbox owners only; dates shown in the account's time zone."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        account = account_of(request)
+        if account.domain_id is None:
+            return redirect("admin:index")  # an operator login owns no mailbox
+        try:
+            timezone.activate(zoneinfo.ZoneInfo(account.time_zone or "UTC"))
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            timezone.activate(zoneinfo.ZoneInfo("UTC"))
+        try:
+            return view(request, *args, **kwargs)
+        finally:
+            timezone.deactivate()
+
+    return login_required(wrapper)
+
+
+def hx_redirect(request: HttpRequest, url: str) -> HttpResponse:
+    """Redirect that htmx follows as a full navigation, and plain forms as a 302."""
+    if getattr(request, "htmx", False):
+        response = HttpResponse(status=204)
+        response["HX-Redirect"] = url
+        return response
+    return cast(HttpResponse, redirect(url))
