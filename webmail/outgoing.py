@@ -40,6 +40,9 @@ class Outgoing:
         return list(dict.fromkeys(a for _, a in [*self.to, *self.cc, *self.bcc]))
 
 
+DRAFT_FIELD_PREFIX = "X-Draft-"
+
+
 class AddressListError(ValueError):
     pass
 
@@ -86,10 +89,13 @@ def build_message(
         msg["Bcc"] = [_header_address(n, a) for n, a in outgoing.bcc]
     for name, text in outgoing.raw_fields.items():
         if name not in msg and text.strip():
+            flat = text.replace("\r", " ").replace("\n", " ")
             try:
-                msg[name] = text.replace("\r", " ").replace("\n", " ")
+                msg[name] = flat
             except (ValueError, TypeError, IndexError):
-                continue
+                # The stdlib address parser gives up on some half-typed values ("bob@"): keep
+                # them as typed in an unstructured field that the draft is resumed from.
+                msg[f"{DRAFT_FIELD_PREFIX}{name}"] = flat
     msg["Subject"] = outgoing.subject.replace("\r", " ").replace("\n", " ")
     msg["Date"] = email.utils.format_datetime(date)
     msg["Message-ID"] = message_id

@@ -24,6 +24,7 @@ from mailcore.relay.submit import message_submit
 from .. import reading, selectors
 from ..forms import ComposeForm, attachment_limit
 from ..outgoing import (
+    DRAFT_FIELD_PREFIX,
     Attachment,
     Outgoing,
     build_message,
@@ -121,9 +122,10 @@ def _initial_for(account: Account, request: HttpRequest) -> dict[str, Any]:
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     if key == "draft":
         body_part = parsed.get_body(preferencelist=("plain",))
-        body = body_part.get_content() if isinstance(body_part, EmailMessage) else ""
+        body = body_part.get_content().removesuffix("\n") if isinstance(body_part, EmailMessage) else ""
         return {
-            "to": str(parsed.get("To", "")), "cc": str(parsed.get("Cc", "")), "bcc": str(parsed.get("Bcc", "")),
+            **{name.lower(): str(parsed.get(name) or parsed.get(DRAFT_FIELD_PREFIX + name) or "")
+               for name in ("To", "Cc", "Bcc")},
             "subject": str(parsed.get("Subject", "")), "body": body,
             "in_reply_to": str(parsed.get("In-Reply-To", "")).strip().strip("<>"),
             "references": str(parsed.get("References", "")),
