@@ -131,7 +131,9 @@ def test_autosave_replaces_the_previous_draft_and_is_resumable(alice_client: Cli
     assert [d.pk for d in drafts] == [second["draft"]]
     assert drafts[0].draft and drafts[0].subject == "Draft 2"
     page = alice_client.get(f"/compose/?draft={second['draft']}").content.decode()
-    assert 'value="Draft 2"' in page and "one two</textarea>" in page and 'value="bob@b.test"' in page
+    assert 'value="Draft 2"' in page
+    assert "one two</textarea>" in page
+    assert 'value="bob@b.test"' in page
 
 
 def test_autosave_keeps_an_address_that_does_not_parse_yet(alice_client: Client, alice: Account) -> None:

@@ -122,7 +122,7 @@ def _initial_for(account: Account, request: HttpRequest) -> dict[str, Any]:
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     if key == "draft":
         body_part = parsed.get_body(preferencelist=("plain",))
-        body = body_part.get_content().removesuffix("\n") if isinstance(body_part, EmailMessage) else ""
+        body = body_part.get_content().replace("\r\n", "\n").removesuffix("\n") if isinstance(body_part, EmailMessage) else ""
         return {
             **{name.lower(): str(parsed.get(name) or parsed.get(DRAFT_FIELD_PREFIX + name) or "")
                for name in ("To", "Cc", "Bcc")},
