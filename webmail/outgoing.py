@@ -47,22 +47,39 @@ class AddressListError(ValueError):
     pass
 
 
+def _split_list(value: str) -> list[str]:
+    """Split at commas and semicolons that are outside quotes and angle brackets."""
+    pieces: list[str] = []
+    current: list[str] = []
+    quoted = angle = False
+    for ch in value:
+        if ch == '"' and not angle:
+            quoted = not quoted
+        elif ch == "<" and not quoted:
+            angle = True
+        elif ch == ">" and not quoted:
+            angle = False
+        if ch in ",;" and not quoted and not angle:
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    pieces.append("".join(current))
+    return [p.strip() for p in pieces if p.strip()]
+
+
 def parse_address_field(value: str) -> list[tuple[str, str]]:
     """"Ann <ann@x.test>, bob@y.test" → [(name, canonical address)]; AddressListError names the bad one."""
     out: list[tuple[str, str]] = []
-    if not value.strip():
-        return out
-    pieces = [p for p in value.replace(";", ",").split(",") if p.strip()]
-    for name, address in email.utils.getaddresses(pieces):
-        if not address:
-            raise AddressListError(f"“{value.strip()}” is not a valid address list")
+    for piece in _split_list(value):
+        name, address = email.utils.parseaddr(piece)
+        if not address or "@" not in address or (" " in piece and "<" not in piece and "@" not in name
+                                                   and piece != address):
+            raise AddressListError(f"“{piece}” is not a valid email address")
         try:
             out.append((name, normalize_address(address)))
         except AddressError:
-            raise AddressListError(f"“{address}” is not a valid email address") from None
-    if len(out) != len(pieces):
-        bad = next((p.strip() for p in pieces if "@" not in p), value.strip())
-        raise AddressListError(f"“{bad}” is not a valid email address")
+            raise AddressListError(f"“{piece}” is not a valid email address") from None
     return out
 
 
