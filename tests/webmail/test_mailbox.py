@@ -11,8 +11,8 @@ from django.utils import timezone
 from mailcore import store
 from mailcore.models import Account, Folder, FolderEntry, Message
 from tests.conftest import make_message
-from webmail.selectors import Cursor
 from tests.webmail.conftest import Deliver, folder_of
+from webmail.selectors import Cursor
 
 pytestmark = pytest.mark.django_db
 

@@ -236,9 +236,8 @@ def _keep_typed(request: HttpRequest, form: ComposeForm) -> HttpResponse:
             values["draft"] = str(draft.pk)
             values["keep_from"] = str(draft.pk)
             values["keep"] = _draft_parts(draft)
-            errors = form.errors
-            form = ComposeForm(values)
-            form._errors = errors  # the send's errors, shown over the saved values
+            form = ComposeForm(values, kept_size=_kept_size(account, values))
+            form.is_valid()  # the same refusal, now over the saved draft's values
     return _render(request, form, status=400)
 
 

@@ -143,7 +143,7 @@ def _part_response(message: Message, part: str, *, inline: bool) -> HttpResponse
     if "\n" in content_type or "\r" in content_type or content_type.startswith("text/html"):
         content_type = "application/octet-stream"
     response = HttpResponse(data, content_type=content_type)
-    response["Content-Disposition"] = content_disposition_header(not inline, str(item.get("filename") or "attachment"))
+    response["Content-Disposition"] = content_disposition_header(not inline, str(item.get("filename") or "attachment")) or ""
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["Cache-Control"] = "private, max-age=3600"
