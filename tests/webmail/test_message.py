@@ -40,7 +40,7 @@ HTML = ('<p>Hello <b>Alice</b></p><img src="cid:logo@x"><img src="https://tracke
 
 
 @pytest.fixture
-def rich(deliver: Deliver) -> Message:
+def rich(alice: Account, deliver: Deliver) -> Message:
     return deliver(raw=rich_message(HTML))
 
 
