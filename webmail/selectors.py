@@ -11,12 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Prefetch, Q
+from django.db.models import Prefetch
 from django.http import Http404
 
 from mailcore.models import Account, Folder, FolderEntry, Message
 from mailcore.store import SPECIAL_FOLDERS
 
+# A conversation page shows at most this many messages, the newest ones (and the one opened).
+MAX_THREAD_SHOWN = 100
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _SPECIAL_ORDER = {use: index for index, (_, use) in enumerate(SPECIAL_FOLDERS)}
@@ -74,9 +76,12 @@ def folder_page(folder: Folder, *, after: Cursor | None, size: int) -> Page:
     """One page of a folder, newest first, with each entry's message (one query)."""
     qs = FolderEntry.objects.filter(folder=folder)
     if after is not None:
-        # (received_at, uid) < (after.received_at, after.uid), written so that the first
-        # condition bounds the index range scan.
-        qs = qs.filter(Q(received_at__lt=after.received_at) | Q(received_at=after.received_at, uid__lt=after.uid))
+        # A row comparison, which PostgreSQL turns into a bound of the range scan on
+        # entry_folder_date; the equivalent OR of two conditions is filtered row by row.
+        qs = qs.extra(  # noqa: S610 - constant SQL, values passed as parameters
+            where=["(mailcore_folderentry.received_at, mailcore_folderentry.uid) < (%s, %s)"],
+            params=[after.received_at, after.uid],
+        )
     rows = list(
         qs.select_related("message")
         .defer("message__search_vector", "message__search_text", "message__bodystructure", "message__envelope")
@@ -106,9 +111,12 @@ def thread_for_user(account: Account, message: Message, *, whole: bool = True) -
         qs = Message.objects.filter(account=account, thread_id=message.thread_id)
     qs = qs.select_related("blob").prefetch_related(
         Prefetch("entries", queryset=FolderEntry.objects.select_related("folder"))
-    ).order_by("received_at", "pk")
-    messages = list(qs)
-    return messages or [message]
+    ).order_by("-received_at", "-pk")
+    messages = list(qs[:MAX_THREAD_SHOWN])
+    if message.pk not in {m.pk for m in messages}:
+        messages = [*messages[: MAX_THREAD_SHOWN - 1], *thread_for_user(account, message, whole=False)]
+    messages.sort(key=lambda m: (m.received_at, m.pk))
+    return messages
 
 
 def entries_for_messages(account: Account, folder: Folder, message_ids: Sequence[int]) -> list[int]:
