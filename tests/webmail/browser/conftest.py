@@ -125,7 +125,9 @@ def sign_in(page: Any, base: str, address: str) -> None:
 
 
 def wait_live(page: Any) -> None:
+    """The websocket is open and the catch-up refresh it triggers has been swapped in."""
     page.locator("#live-status.on").wait_for(timeout=10000)
+    page.wait_for_load_state("networkidle")
 
 
 def screenshot(page: Any, name: str) -> None:

@@ -134,6 +134,7 @@ def test_move_and_delete(page: Any, web_server: str, people: dict[str, Account])
     _deliver("alice@a.test", subject="Bin this")
     store.folder_create(account=people["alice"], name="Projects")
     sign_in(page, web_server, "alice@a.test")
+    wait_live(page)
     page.get_by_label(re.compile("Select message .*Keep this")).check()
     page.get_by_label("Move to").select_option(label="Projects")
     page.get_by_role("button", name="Move", exact=True).click()
@@ -179,3 +180,14 @@ def test_keyboard_reaches_compose_and_focus_is_visible(page: Any, web_server: st
         pytest.fail("Compose is not reachable with Tab")
     outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert outline != "none"
+
+
+def test_star_a_row_in_place(page: Any, web_server: str, people: dict[str, Account]) -> None:
+    _deliver("alice@a.test", subject="Star me")
+    _deliver("alice@a.test", subject="Leave me")
+    sign_in(page, web_server, "alice@a.test")
+    wait_live(page)
+    page.get_by_label(re.compile("Select message .*Leave me")).check()  # a selection elsewhere is not starred
+    page.locator("tr", has_text="Star me").get_by_role("button", name="Starred").click()
+    expect(page.locator("tr", has_text="Star me").get_by_role("button", name="Starred")).to_have_attribute("aria-pressed", "true")
+    assert dict(Message.objects.values_list("subject", "flagged")) == {"Star me": True, "Leave me": False}
