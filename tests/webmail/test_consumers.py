@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -14,6 +15,12 @@ from mailcore import store
 from mailcore.models import Account
 from tests.conftest import make_message
 from webmail.consumers import CLOSE_UNAUTHENTICATED, MailEventsConsumer
+
+
+def _run(coro: Any) -> Any:
+    """asyncio.run in a thread of its own: Playwright's sync API may own this thread's loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result(timeout=30)
 
 
 def _deliver(to: str) -> None:
@@ -46,7 +53,7 @@ async def _session(user: Any, deliver_to: str | None, *, expect: bool = True) ->
 
 @pytest.mark.django_db(transaction=True)
 def test_new_mail_is_pushed_to_the_accounts_socket(alice: Account) -> None:
-    frames, (connected, _) = asyncio.run(_session(alice, "alice@a.test"))
+    frames, (connected, _) = _run(_session(alice, "alice@a.test"))
     assert connected
     assert frames[0] == {"type": "hello"}
     assert any(f["type"] == "mail.changed" and f["kind"] == "exists" for f in frames[1:])
@@ -54,10 +61,10 @@ def test_new_mail_is_pushed_to_the_accounts_socket(alice: Account) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_other_accounts_events_are_not_pushed(alice: Account, bob: Account) -> None:
-    frames, _ = asyncio.run(_session(alice, "bob@b.test", expect=False))
+    frames, _ = _run(_session(alice, "bob@b.test", expect=False))
     assert frames == [{"type": "hello"}]
 
 
 def test_anonymous_socket_is_closed() -> None:
-    frames, (connected, code) = asyncio.run(_session(AnonymousUser(), None))
+    frames, (connected, code) = _run(_session(AnonymousUser(), None))
     assert not connected and code == CLOSE_UNAUTHENTICATED
