@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 
 from .outgoing import AddressListError, parse_address_field
+from .reading import compose_html_clean
 
 PAGE_SIZES = [(n, str(n)) for n in (10, 25, 50, 100, 200)]
 
@@ -53,6 +54,9 @@ class ComposeForm(forms.Form):
     keep = forms.CharField(required=False, widget=forms.HiddenInput)  # parts of the draft to carry over
     draft = forms.IntegerField(required=False, widget=forms.HiddenInput)
     in_reply_to = forms.CharField(required=False, widget=forms.HiddenInput)
+    # Rich text: the editor's HTML (sanitised again on the server); the body field then holds
+    # its plain-text rendering, sent as the text/plain alternative.
+    html = forms.CharField(required=False, widget=forms.HiddenInput, max_length=2_000_000)
     references = forms.CharField(required=False, widget=forms.HiddenInput)
     keep_from = forms.IntegerField(required=False, widget=forms.HiddenInput)
 
@@ -88,6 +92,9 @@ class ComposeForm(forms.Form):
                 f"The attachments come to {filesizeformat(total)}; the limit is {filesizeformat(attachment_limit())}."
             )
         return files
+
+    def clean_html(self) -> str:
+        return compose_html_clean(self.cleaned_data.get("html") or "")
 
     def clean_keep(self) -> list[str]:
         return [p for p in (self.cleaned_data.get("keep") or "").split(",") if p.strip()]

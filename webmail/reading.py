@@ -145,3 +145,20 @@ def quote_text(text: str) -> str:
     """Quote ``text`` for a reply, one "> " per line (RFC 3676 style)."""
     lines = text.replace("\r\n", "\n").rstrip("\n").split("\n")
     return "\n".join(">" + line if line.startswith(">") else "> " + line for line in lines)
+
+
+_COMPOSE_TAGS = {"b", "strong", "i", "em", "u", "s", "ul", "ol", "li", "p", "div", "br", "blockquote", "a", "span"}
+
+
+def compose_html_clean(html: str) -> str:
+    """What the rich-text editor may send out: simple formatting and links, nothing else."""
+    if not html.strip():
+        return ""
+    return nh3.clean(
+        html,
+        tags=_COMPOSE_TAGS,
+        clean_content_tags={"script", "style"},
+        attributes={"a": {"href"}},
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+    )

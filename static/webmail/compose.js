@@ -17,6 +17,7 @@
     if (!f || !dirty || saving) return;
     saving = true;
     dirty = false;
+    syncRich();
     const data = new FormData(f);
     data.delete("attachments");  // new uploads travel with Send, not with every autosave
     try {
@@ -57,6 +58,62 @@
   });
   document.addEventListener("htmx:beforeRequest", function (ev) {
     if (ev.detail.elt && ev.detail.elt.id === "compose") dirty = false;  // Send supersedes autosave
+  });
+  // Rich text: a contenteditable editor mirrored into the hidden "html" field and, as plain
+  // text, into the "Message" textarea (the text/plain alternative).
+  function syncRich() {
+    const f = form();
+    const editor = document.getElementById("rich-editor");
+    if (!f || !editor) return;
+    const on = document.getElementById("rich-toggle").checked;
+    f.querySelector('[name="html"]').value = on ? editor.innerHTML : "";
+    if (on) f.querySelector('[name="body"]').value = editor.innerText;
+  }
+  document.addEventListener("change", function (ev) {
+    if (!ev.target || ev.target.id !== "rich-toggle") return;
+    const f = form();
+    const on = ev.target.checked;
+    const editor = document.getElementById("rich-editor");
+    if (on && !editor.innerHTML.trim()) {
+      const text = f.querySelector('[name="body"]').value;
+      editor.textContent = "";
+      text.split("\n").forEach(function (line) {
+        const div = document.createElement("div");
+        if (line) div.textContent = line; else div.appendChild(document.createElement("br"));
+        editor.appendChild(div);
+      });
+    }
+    f.querySelectorAll(".rich-only").forEach(function (el) { el.hidden = !on; });
+    f.querySelectorAll(".plain-only").forEach(function (el) { el.hidden = on; });
+    syncRich();
+    dirty = true;
+  });
+  document.addEventListener("input", function (ev) {
+    if (ev.target && ev.target.id === "rich-editor") { syncRich(); dirty = true; }
+  });
+  document.addEventListener("click", function (ev) {
+    const btn = ev.target.closest && ev.target.closest("[data-cmd]");
+    if (!btn) return;
+    const editor = document.getElementById("rich-editor");
+    editor.focus();
+    let value = null;
+    if (btn.dataset.cmd === "createLink") {
+      value = window.prompt("Link address (https://...)");
+      if (!value) return;
+    }
+    document.execCommand(btn.dataset.cmd, false, value);
+    syncRich();
+    dirty = true;
+  });
+  document.addEventListener("htmx:configRequest", function (ev) {
+    if (!ev.detail.elt || ev.detail.elt.id !== "compose") return;
+    syncRich();
+    const f = form();
+    const params = ev.detail.parameters;
+    ["html", "body"].forEach(function (name) {
+      const value = f.querySelector('[name="' + name + '"]').value;
+      if (params instanceof FormData) params.set(name, value); else params[name] = value;
+    });
   });
   setInterval(save, AUTOSAVE_MS);
 })();

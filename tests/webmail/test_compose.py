@@ -166,3 +166,25 @@ def test_compose_needs_csrf(alice: Account) -> None:
     client.force_login(alice)
     assert client.post("/compose/", {"to": "bob@b.test"}).status_code == 403
     assert client.post("/compose/draft/", {"to": "bob@b.test"}).status_code == 403
+
+
+def test_rich_text_is_sent_as_sanitised_html_with_a_text_alternative(alice_client: Client, bob: Account) -> None:
+    alice_client.post("/compose/", {"to": "bob@b.test", "subject": "Rich", "body": "Hello bold",
+                                    "html": '<div>Hello <b>bold</b><img src=x onerror="alert(1)"><script>x</script></div>'})
+    [received] = _in(bob, Folder.SpecialUse.INBOX)
+    parsed = _parsed(received)
+    html = parsed.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    text = parsed.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+    assert "<b>bold</b>" in html and "onerror" not in html and "<script" not in html and "<img" not in html
+    assert text.strip() == "Hello bold"
+
+
+def test_a_hostile_message_resumed_as_a_draft_cannot_script_the_compose_page(alice_client: Client, alice: Account) -> None:
+    from mailcore import store
+
+    raw = (b"From: m@evil.example\r\nTo: alice@a.test\r\nSubject: trap\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: text/html; charset=utf-8\r\n\r\n<p>hi<img src=x onerror=alert(1)><script>alert(2)</script></p>\r\n")
+    appended = store.message_append(account=alice, folder=folder_of(alice, Folder.SpecialUse.DRAFTS), raw=raw)
+    page = alice_client.get(f"/compose/?draft={appended.message_id}").content.decode()
+    editor = page.split('id="rich-editor"', 1)[1].split("</div>", 1)[0]
+    assert "onerror" not in editor and "<script" not in editor and "<img" not in editor

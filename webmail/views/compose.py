@@ -69,7 +69,7 @@ def _outgoing(account: Account, form: ComposeForm, uploads: list[UploadedFile], 
     return Outgoing(
         from_name=account.display_name, from_address=account.address,
         to=data.get("to") or [], cc=data.get("cc") or [], bcc=data.get("bcc") or [],
-        subject=data.get("subject") or "", body=data.get("body") or "",
+        subject=data.get("subject") or "", body=data.get("body") or "", html=data.get("html") or "",
         in_reply_to=(data.get("in_reply_to") or "").strip("<> "), references=references,
         attachments=kept + files, raw_fields=dict(form.raw_fields),
     )
@@ -121,12 +121,14 @@ def _initial_for(account: Account, request: HttpRequest) -> dict[str, Any]:
     raw = bytes(original.blob.data)
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     if key == "draft":
+        html_part = parsed.get_body(preferencelist=("html",))
+        html = html_part.get_content() if isinstance(html_part, EmailMessage) and html_part.get_content_subtype() == "html" else ""
         body_part = parsed.get_body(preferencelist=("plain",))
         body = body_part.get_content().replace("\r\n", "\n").removesuffix("\n") if isinstance(body_part, EmailMessage) else ""
         return {
             **{name.lower(): str(parsed.get(name) or parsed.get(DRAFT_FIELD_PREFIX + name) or "")
                for name in ("To", "Cc", "Bcc")},
-            "subject": str(parsed.get("Subject", "")), "body": body,
+            "subject": str(parsed.get("Subject", "")), "body": body, "html": html,
             "in_reply_to": str(parsed.get("In-Reply-To", "")).strip().strip("<>"),
             "references": str(parsed.get("References", "")),
             "draft": original.pk, "keep_from": original.pk, "keep": _draft_parts(original),
@@ -172,7 +174,10 @@ def _render(request: HttpRequest, form: ComposeForm, *, status: int = 200, note:
         source = Message.objects.filter(pk=int(keep_from), account=account).only("attachments").first()
         if source is not None:
             kept = [a for a in source.attachments or [] if isinstance(a, dict) and str(a.get("part")) in keep_parts]
-    context = {"form": form, "kept": kept, "limit": attachment_limit(), "note": note}
+    # Whatever reaches the editor is cleaned again here: a draft may be any message someone
+    # moved into Drafts, and this page runs in our own origin.
+    editor_html = reading.compose_html_clean(str(form["html"].value() or ""))
+    context = {"form": form, "kept": kept, "limit": attachment_limit(), "note": note, "editor_html": editor_html}
     if getattr(request, "htmx", False):
         return render(request, "webmail/_compose_form.html", context, status=200)
     context.update(_sidebar_context(account, None))

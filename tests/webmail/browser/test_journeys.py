@@ -191,3 +191,20 @@ def test_star_a_row_in_place(page: Any, web_server: str, people: dict[str, Accou
     page.locator("tr", has_text="Star me").get_by_role("button", name="Starred").click()
     expect(page.locator("tr", has_text="Star me").get_by_role("button", name="Starred")).to_have_attribute("aria-pressed", "true")
     assert dict(Message.objects.values_list("subject", "flagged")) == {"Star me": True, "Leave me": False}
+
+
+def test_rich_text_compose(page: Any, web_server: str, people: dict[str, Account]) -> None:
+    sign_in(page, web_server, "alice@a.test")
+    page.get_by_role("link", name="Compose").click()
+    page.get_by_label("To", exact=True).fill("bob@b.test")
+    page.get_by_label("Subject").fill("Formatted")
+    page.get_by_label("Rich text").check()
+    editor = page.get_by_role("textbox", name="Message")
+    editor.click()
+    editor.type("plain ")
+    page.get_by_role("button", name="Bold").click()
+    editor.type("strong")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(r".*/f/\d+/$"))
+    raw = bytes(Message.objects.get(account=people["bob"]).blob.data)
+    assert b"text/html" in raw and b"<b>strong</b>" in raw and b"plain strong" in raw
