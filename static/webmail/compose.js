@@ -84,6 +84,8 @@
       });
     }
     f.querySelectorAll(".rich-only").forEach(function (el) { el.hidden = !on; });
+    // Only the visible editor carries the name "Message".
+    if (on) editor.setAttribute("aria-labelledby", "rich-label"); else editor.removeAttribute("aria-labelledby");
     f.querySelectorAll(".plain-only").forEach(function (el) { el.hidden = on; });
     syncRich();
     dirty = true;
