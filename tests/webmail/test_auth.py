@@ -65,3 +65,8 @@ def test_open_redirect_after_sign_in_is_refused(client: Client, alice: Account) 
 def test_sessions_expire_after_session_cookie_age(client: Client, alice: Account) -> None:
     client.post("/login/", {"address": "alice@a.test", "password": PASSWORD})
     assert client.session.get_expiry_age() == settings.SESSION_COOKIE_AGE
+
+
+def test_expired_session_under_htmx_redirects_the_whole_page(client: Client, alice: Account) -> None:
+    response = client.get("/sidebar/", headers={"HX-Request": "true"})
+    assert response.status_code == 401 and response["HX-Redirect"].startswith("/login/?next=")

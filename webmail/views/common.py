@@ -7,7 +7,7 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any, cast
 
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect
 from django.utils import timezone
@@ -26,6 +26,14 @@ def mail_view(view: View) -> View:
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not request.user.is_authenticated and getattr(request, "htmx", False):
+            # An expired session under an htmx request: navigate the whole page to sign in
+            # rather than swapping the sign-in form into the list.
+            response = HttpResponse(status=401)
+            response["HX-Redirect"] = redirect_to_login(request.get_full_path()).url
+            return response
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
         account = account_of(request)
         if account.domain_id is None:
             return redirect("admin:index")  # an operator login owns no mailbox
@@ -38,7 +46,7 @@ def mail_view(view: View) -> View:
         finally:
             timezone.deactivate()
 
-    return login_required(wrapper)
+    return wrapper
 
 
 def hx_redirect(request: HttpRequest, url: str) -> HttpResponse:
