@@ -117,5 +117,19 @@
       if (params instanceof FormData) params.set(name, value); else params[name] = value;
     });
   });
+  // Say at once when the chosen files are over the limit (the server checks again).
+  document.addEventListener("change", function (ev) {
+    if (!ev.target || ev.target.type !== "file" || !ev.target.form || ev.target.form.id !== "compose") return;
+    const note = document.getElementById("limit-note");
+    const limit = Number(note.dataset.limit);
+    let total = 0;
+    Array.from(ev.target.files).forEach(function (file) { total += file.size; });
+    const over = total > limit;
+    note.classList.toggle("error", over);
+    note.setAttribute("role", over ? "alert" : "status");
+    note.textContent = over
+      ? "These files come to " + (total / 1048576).toFixed(1) + " MB; the limit is " + (limit / 1048576).toFixed(1) + " MB."
+      : "Up to " + (limit / 1048576).toFixed(1) + " MB in total.";
+  });
   setInterval(save, AUTOSAVE_MS);
 })();
