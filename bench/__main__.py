@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["store", "smtp", "relay", "imap", "pop3"]
+BENCHMARKS = ["store", "smtp", "relay", "imap", "pop3", "web"]
 
 
 def main(argv: list[str]) -> int:

@@ -1,2 +1,7 @@
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from webmail.consumers import MailEventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/events/", MailEventsConsumer.as_asgi()),
+]

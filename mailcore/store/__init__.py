@@ -90,3 +90,6 @@ __all__ = [
 from .recent import recent_claim  # noqa: E402
 
 __all__ += ["recent_claim"]
+from .preferences import account_preferences_set  # noqa: E402
+
+__all__ += ["account_preferences_set"]

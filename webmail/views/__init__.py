@@ -1,0 +1,1 @@
+"""Views of the webmail, one module per area: auth, mailbox, message, compose, settings."""

@@ -1,0 +1,273 @@
+"""Composing: new, reply, reply all, forward; drafts saved as you type; send."""
+
+from __future__ import annotations
+
+import email.policy
+import email.utils
+from email.message import EmailMessage
+from typing import Any
+
+from django.conf import settings
+from django.contrib import messages as flash
+from django.core.files.uploadedfile import UploadedFile
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from mailcore import store
+from mailcore.models import Account, Folder, Message
+from mailcore.relay.submit import message_submit
+
+from .. import reading, selectors
+from ..forms import ComposeForm, attachment_limit
+from ..outgoing import (
+    DRAFT_FIELD_PREFIX,
+    Attachment,
+    Outgoing,
+    build_message,
+    format_addresses,
+    forward_subject,
+    make_message_id,
+    reply_subject,
+)
+from .common import account_of, hx_redirect, mail_view
+from .mailbox import _sidebar_context
+
+DRAFT_FLAGS = ["\\Draft", "\\Seen"]
+
+
+class SendRefused(Exception):
+    pass
+
+
+def _kept_attachments(account: Account, source_id: int | None, parts: list[str]) -> list[Attachment]:
+    if not source_id or not parts:
+        return []
+    source = Message.objects.select_related("blob").filter(pk=source_id, account=account).first()
+    if source is None:
+        return []
+    raw = bytes(source.blob.data)
+    out = []
+    for part in parts:
+        item = selectors.attachment_of(source, part)
+        data = reading.part_bytes(raw, source.bodystructure, part) if item else None
+        if item is not None and data is not None:
+            out.append(Attachment(filename=str(item.get("filename") or "attachment"),
+                                  content_type=str(item.get("content_type") or "application/octet-stream"),
+                                  data=data))
+    return out
+
+
+def _outgoing(account: Account, form: ComposeForm, uploads: list[UploadedFile], kept: list[Attachment]) -> Outgoing:
+    data = form.cleaned_data
+    references = [r.strip("<>") for r in (data.get("references") or "").split() if r.strip("<>")]
+    files = [Attachment(filename=f.name or "attachment", content_type=f.content_type or "application/octet-stream",
+                        data=f.read()) for f in uploads]
+    return Outgoing(
+        from_name=account.display_name, from_address=account.address,
+        to=data.get("to") or [], cc=data.get("cc") or [], bcc=data.get("bcc") or [],
+        subject=data.get("subject") or "", body=data.get("body") or "", html=data.get("html") or "",
+        in_reply_to=(data.get("in_reply_to") or "").strip("<> "), references=references,
+        attachments=kept + files, raw_fields=dict(form.raw_fields),
+    )
+
+
+def _draft_save(account: Account, outgoing: Outgoing, replaces: int | None) -> Message:
+    """Append the new draft, then expunge the one it replaces: IMAP clients see an ordinary
+    message in Drafts that changes UID as it is edited."""
+    drafts = selectors.special_folder(account, Folder.SpecialUse.DRAFTS)
+    raw = build_message(outgoing, message_id=make_message_id(settings.MAIL_HOSTNAME), date=timezone.now(),
+                        include_bcc=True)
+    with transaction.atomic():
+        appended = store.message_append(account=account, folder=drafts, raw=raw, flags=DRAFT_FLAGS)
+        if replaces:
+            old = selectors.entries_for_messages(account, drafts, [replaces])
+            if old:
+                store.folder_expunge(account=account, folder=drafts, uids=old, only_deleted=False)
+    return Message.objects.get(pk=appended.message_id)
+
+
+def _draft_parts(message: Message) -> str:
+    return ",".join(str(a.get("part")) for a in message.attachments or []
+                    if isinstance(a, dict) and a.get("disposition") != "inline")
+
+
+def _kept_size(account: Account, post: Any) -> int:
+    source = post.get("keep_from", "")
+    parts = [p for p in post.get("keep", "").split(",") if p]
+    if not source.isdigit() or not parts:
+        return 0
+    message = Message.objects.filter(pk=int(source), account=account).only("attachments").first()
+    if message is None:
+        return 0
+    return sum(int(a.get("size") or 0) for a in message.attachments or []
+               if isinstance(a, dict) and str(a.get("part")) in parts)
+
+
+def _initial_for(account: Account, request: HttpRequest) -> dict[str, Any]:
+    """Prefilled fields for a reply, reply all, forward or a resumed draft."""
+    signature = f"\n\n-- \n{account.signature}" if account.signature else ""
+    get = request.GET
+    for key in ("reply", "forward", "draft"):
+        value = get.get(key, "")
+        if value.isdigit():
+            original = selectors.message_for_user(account, int(value))
+            break
+    else:
+        return {"body": signature, "to": get.get("to", "")}
+    raw = bytes(original.blob.data)
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    if key == "draft":
+        html_part = parsed.get_body(preferencelist=("html",))
+        html = html_part.get_content() if isinstance(html_part, EmailMessage) and html_part.get_content_subtype() == "html" else ""
+        body_part = parsed.get_body(preferencelist=("plain",))
+        body = body_part.get_content().replace("\r\n", "\n").removesuffix("\n") if isinstance(body_part, EmailMessage) else ""
+        return {
+            **{name.lower(): str(parsed.get(name) or parsed.get(DRAFT_FIELD_PREFIX + name) or "")
+               for name in ("To", "Cc", "Bcc")},
+            "subject": str(parsed.get("Subject", "")), "body": body, "html": html,
+            "in_reply_to": str(parsed.get("In-Reply-To", "")).strip().strip("<>"),
+            "references": str(parsed.get("References", "")),
+            "draft": original.pk, "keep_from": original.pk, "keep": _draft_parts(original),
+        }
+    text = reading.plain_text_body(raw, original.bodystructure, original.text_part, original.html_part)
+    sender = email.utils.formataddr((original.from_name, original.from_email)) if original.from_name else original.from_email
+    when = timezone.localtime(original.date or original.received_at).strftime("%a, %d %b %Y at %H:%M")
+    if key == "forward":
+        header = (f"---------- Forwarded message ---------\nFrom: {sender}\nDate: {when}\n"
+                  f"Subject: {original.subject}\nTo: {original.to_text}\n")
+        if original.cc_text:
+            header += f"Cc: {original.cc_text}\n"
+        return {
+            "subject": forward_subject(original.subject), "body": f"{signature}\n\n{header}\n{text}",
+            "keep_from": original.pk, "keep": _draft_parts(original),
+        }
+    reply_to = email.utils.getaddresses([str(v) for v in parsed.get_all("Reply-To", [])])
+    to_pairs = [(n, a) for n, a in reply_to if a] or [(original.from_name, original.from_email)]
+    cc_pairs: list[tuple[str, str]] = []
+    if get.get("all") == "1":
+        own = {account.address.lower()}
+        seen = {a.lower() for _, a in to_pairs} | own
+        for name, address in email.utils.getaddresses([str(v) for v in parsed.get_all("To", []) + parsed.get_all("Cc", [])]):
+            if address and address.lower() not in seen:
+                seen.add(address.lower())
+                cc_pairs.append((name, address))
+    references = [*(original.references or []), original.message_id] if original.message_id else list(original.references or [])
+    return {
+        "to": format_addresses(to_pairs), "cc": format_addresses(cc_pairs),
+        "subject": reply_subject(original.subject),
+        "body": f"{signature}\n\nOn {when}, {sender} wrote:\n{reading.quote_text(text)}\n",
+        "in_reply_to": original.message_id,
+        "references": " ".join(f"<{r}>" for r in references if r),
+    }
+
+
+def _render(request: HttpRequest, form: ComposeForm, *, status: int = 200, note: str = "") -> HttpResponse:
+    account = account_of(request)
+    keep_from = form["keep_from"].value()
+    kept: list[dict[str, Any]] = []
+    keep_parts = [p for p in str(form["keep"].value() or "").split(",") if p]
+    if keep_from and str(keep_from).isdigit() and keep_parts:
+        source = Message.objects.filter(pk=int(keep_from), account=account).only("attachments").first()
+        if source is not None:
+            kept = [a for a in source.attachments or [] if isinstance(a, dict) and str(a.get("part")) in keep_parts]
+    # Whatever reaches the editor is cleaned again here: a draft may be any message someone
+    # moved into Drafts, and this page runs in our own origin.
+    editor_html = reading.compose_html_clean(str(form["html"].value() or ""))
+    context = {"form": form, "kept": kept, "limit": attachment_limit(), "note": note, "editor_html": editor_html}
+    if getattr(request, "htmx", False):
+        return render(request, "webmail/_compose_form.html", context, status=200)
+    context.update(_sidebar_context(account, None))
+    return render(request, "webmail/compose.html", context, status=status)
+
+
+@require_http_methods(["GET", "POST"])
+@mail_view
+def compose(request: HttpRequest) -> HttpResponse:
+    account = account_of(request)
+    if request.method == "GET":
+        return _render(request, ComposeForm(initial=_initial_for(account, request)))
+    form = ComposeForm(request.POST, request.FILES, kept_size=_kept_size(account, request.POST))
+    if not form.is_valid():
+        return _keep_typed(request, form)
+    data = form.cleaned_data
+    kept = _kept_attachments(account, data.get("keep_from"), data.get("keep") or [])
+    outgoing = _outgoing(account, form, data.get("attachments") or [], kept)
+    raw = build_message(outgoing, message_id=make_message_id(settings.MAIL_HOSTNAME), date=timezone.now())
+    if len(raw) > settings.MAX_MESSAGE_SIZE:
+        form.add_error("attachments", "The message is larger than the server accepts; remove an attachment.")
+        return _render(request, form, status=400)
+    try:
+        with transaction.atomic():
+            result = message_submit(raw=raw, mail_from=account.address, recipients=outgoing.recipients,
+                                    account=account)
+            if result.refused:
+                raise SendRefused("; ".join(f"{address}: {reason}" for address, reason in result.refused))
+            sent = selectors.special_folder(account, Folder.SpecialUse.SENT)
+            store.message_append(account=account, folder=sent, raw=raw, flags=["\\Seen"])
+            if outgoing.in_reply_to:
+                _mark_answered(account, outgoing.in_reply_to)
+            if data.get("draft"):
+                drafts = selectors.special_folder(account, Folder.SpecialUse.DRAFTS)
+                old = selectors.entries_for_messages(account, drafts, [data["draft"]])
+                if old:
+                    store.folder_expunge(account=account, folder=drafts, uids=old, only_deleted=False)
+    except SendRefused as exc:
+        form.add_error("to", f"Not sent: {exc}")
+        return _render(request, form, status=400)
+    except (store.QuotaExceeded, store.MessageTooLarge) as exc:
+        form.add_error(None, f"Not sent: {exc}.")
+        return _render(request, form, status=400)
+    queued = len(result.queued)
+    flash.success(request, "Message sent." if not queued else f"Message sent ({queued} remote recipient(s) queued).")
+    inbox = selectors.special_folder(account, Folder.SpecialUse.INBOX)
+    return hx_redirect(request, reverse("folder", args=[inbox.pk]))
+
+
+def _keep_typed(request: HttpRequest, form: ComposeForm) -> HttpResponse:
+    """A send refused for bad input: keep everything, uploaded files included (saved as a draft)."""
+    account = account_of(request)
+    uploads = request.FILES.getlist("attachments")
+    if uploads and "attachments" not in form.errors:
+        draft_form = ComposeForm(request.POST, sending=False)
+        if draft_form.is_valid():
+            data = draft_form.cleaned_data
+            kept = _kept_attachments(account, data.get("keep_from"), data.get("keep") or [])
+            draft = _draft_save(account, _outgoing(account, draft_form, list(uploads), kept), data.get("draft"))
+            values = request.POST.copy()
+            values["draft"] = str(draft.pk)
+            values["keep_from"] = str(draft.pk)
+            values["keep"] = _draft_parts(draft)
+            form = ComposeForm(values, kept_size=_kept_size(account, values))
+            form.is_valid()  # the same refusal, now over the saved draft's values
+    return _render(request, form, status=400)
+
+
+def _mark_answered(account: Account, message_id: str) -> None:
+    original = Message.objects.filter(account=account, message_id=message_id).values_list("pk", flat=True).first()
+    if original is None:
+        return
+    for folder_id, uids in selectors.standings_of(account, [original]).items():
+        folder = selectors.folder_for_user(account, folder_id)
+        store.flags_store(account=account, folder=folder, uids=uids, mode="add", flags=["\\Answered"])
+        break
+
+
+@require_POST
+@mail_view
+def draft_save(request: HttpRequest) -> JsonResponse:
+    """Autosave: the form as it stands (without new uploads) replaces the previous draft."""
+    account = account_of(request)
+    form = ComposeForm(request.POST, sending=False)
+    if not form.is_valid():
+        return JsonResponse({"errors": form.errors.get_json_data()}, status=400)
+    data = form.cleaned_data
+    kept = _kept_attachments(account, data.get("keep_from"), data.get("keep") or [])
+    draft = _draft_save(account, _outgoing(account, form, [], kept), data.get("draft"))
+    return JsonResponse({
+        "draft": draft.pk, "keep_from": draft.pk, "keep": _draft_parts(draft),
+        "saved_at": timezone.localtime().strftime("%H:%M:%S"),
+    })
