@@ -29,6 +29,11 @@ for bin in "${!PKG_FOR[@]}"; do
   [[ " ${missing[*]} " == *" $pkg "* ]] || missing+=("$pkg")
 done
 
+# swaks needs Net::SSLeay for STARTTLS and implicit TLS.
+if ! perl -MNet::SSLeay -e1 >/dev/null 2>&1; then
+  missing+=(libnet-ssleay-perl libio-socket-ssl-perl)
+fi
+
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
