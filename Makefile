@@ -46,7 +46,8 @@ test: $(STAMP)
 	set -euo pipefail; \
 	exports="$$($(PY) scripts/devserver.py services --ensure)"; \
 	eval "$$exports"; \
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser" $(PYTEST_ARGS); \
+	$(PY) -m pytest -m browser $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -253,6 +253,7 @@ def pg_start(cfg: Config) -> bool:
     cfg.pgdata.chmod(0o700)
     if run_as:
         _make_traversable(cfg.var_dir)
+        _make_traversable(bindir)  # the checkout (and its .venv) may sit under a 0700 folder
         _chown_tree(cfg.pgdata, int(run_as["user"]), int(run_as["group"]))  # type: ignore[call-overload]
     if not (cfg.pgdata / "PG_VERSION").exists():
         log(f"initdb {cfg.pgdata}")
