@@ -28,38 +28,28 @@ def threads_for_accounts(
     thread_subject: str,
     is_reply: bool,
 ) -> dict[int, int]:
-    """Map account id → existing thread id for the accounts where one is found."""
+    """Map account id → existing thread id for the accounts where one is found.
+
+    The lookups run in order of strength; each asks only for the accounts still without one.
+    """
     found: dict[int, int] = {}
     ids = [i for i in [*references, *in_reply_to] if i]
-    if ids:
+    lookups: list[tuple[bool, Q, str]] = [
+        (bool(ids), Q(message_id__in=ids), "id"),
+        (bool(message_id), Q(references__contains=[message_id]) | Q(in_reply_to__contains=[message_id]), "id"),
+        (
+            is_reply and bool(thread_subject),
+            Q(thread_subject=thread_subject, received_at__gte=timezone.now() - SUBJECT_FALLBACK_WINDOW),
+            "-received_at",
+        ),
+    ]
+    for wanted, condition, order in lookups:
+        missing = [a for a in account_ids if a not in found]
+        if not (wanted and missing):
+            continue
         rows = (
-            Message.objects.filter(account_id__in=account_ids, message_id__in=ids, thread_id__isnull=False)
-            .order_by("account_id", "id")
-            .values_list("account_id", "thread_id")
-        )
-        for account_id, thread_id in rows:
-            if thread_id is not None:
-                found.setdefault(account_id, thread_id)
-    missing = [a for a in account_ids if a not in found]
-    if missing and message_id:
-        rows = (
-            Message.objects.filter(
-                Q(references__contains=[message_id]) | Q(in_reply_to__contains=[message_id]),
-                account_id__in=missing,
-                thread_id__isnull=False,
-            )
-            .order_by("account_id", "id")
-            .values_list("account_id", "thread_id")
-        )
-        for account_id, thread_id in rows:
-            if thread_id is not None:
-                found.setdefault(account_id, thread_id)
-    missing = [a for a in account_ids if a not in found]
-    if missing and is_reply and thread_subject:
-        since = timezone.now() - SUBJECT_FALLBACK_WINDOW
-        rows = (
-            Message.objects.filter(account_id__in=missing, thread_subject=thread_subject, received_at__gte=since)
-            .order_by("account_id", "-received_at")
+            Message.objects.filter(condition, account_id__in=missing, thread_id__isnull=False)
+            .order_by("account_id", order)
             .values_list("account_id", "thread_id")
         )
         for account_id, thread_id in rows:
