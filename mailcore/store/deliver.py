@@ -119,8 +119,12 @@ def message_deliver(
     recipients: Sequence[str | Resolution],
     parsed: ParsedMessage | None = None,
     received_at: datetime | None = None,
+    junk: bool = False,
 ) -> DeliveryResult:
     """Deliver ``raw`` to the INBOX of every local recipient: one blob, one Message per account.
+
+    With ``junk`` (a quarantine verdict, e.g. DMARC ``p=quarantine``) each copy is filed in the
+    account's \\Junk folder instead, or in INBOX for an account that has none.
 
     Recipients whose mailbox is full are refused with a reason while the others succeed;
     each recipient gets its own result. Remote destinations of aliases come back in
@@ -131,6 +135,12 @@ def message_deliver(
     inboxes = dict(
         Folder.objects.filter(account_id__in=account_ids, name=Folder.INBOX).values_list("account_id", "id")
     )
+    if junk:
+        inboxes.update(
+            Folder.objects.filter(
+                account_id__in=account_ids, special_use=Folder.SpecialUse.JUNK
+            ).values_list("account_id", "id")
+        )
     targets = [CopyTarget(account_id=a, folder_id=inboxes[a], received_at=received_at) for a in account_ids if a in inboxes]
     outcome = store_copies(raw=raw, targets=targets, parsed=parsed or parse_message(raw))
     message_of = {c.account_id: c.message_id for c in outcome.stored}

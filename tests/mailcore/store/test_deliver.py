@@ -37,6 +37,15 @@ def test_delivery_gives_a_result_per_recipient(alice, bob):
     assert alice.used_bytes == len(make_message()) or alice.used_bytes > 0
 
 
+def test_quarantined_delivery_is_filed_in_junk_or_inbox_without_one(alice, bob):
+    Folder.objects.filter(account=bob, special_use="\\Junk").update(special_use="")
+    result = store.message_deliver(raw=make_message(), recipients=["alice@a.test", "bob@b.test"], junk=True)
+    assert all(r.ok for r in result.recipients)
+    assert FolderEntry.objects.get(message__account=alice).folder.special_use == "\\Junk"
+    assert inbox(alice).total_count == 0
+    assert FolderEntry.objects.get(message__account=bob).folder.name == "INBOX"
+
+
 def test_login_style_variants_reach_the_same_mailbox(alice):
     result = store.message_deliver(raw=make_message(), recipients=["ALICE@A.TEST", "<alice@a.test>"])
     assert all(r.ok for r in result.recipients)
