@@ -21,6 +21,7 @@ from django.http import HttpRequest
 
 from mailcore.addresses import AddressError, normalize_address
 from mailcore.models import Account
+from mailcore.redis_client import shared_redis
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class LoginThrottle:
         self.prefix = prefix
 
     def _redis(self) -> redis.Redis:
-        return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
+        return shared_redis()
 
     def _keys(self, client_ip: str | None, address: str | None) -> list[str]:
         keys = []

@@ -10,40 +10,35 @@ database (modseq) when they next look.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import redis
 from channels_redis.serializers import registry
-from django.conf import settings
 from django.db import transaction
+
+from mailcore.redis_client import redis_available, redis_failed, shared_redis
 
 log = logging.getLogger(__name__)
 
 _GROUP_PREFIX = "asgi"  # channels_redis' default prefix
 _serializer = registry.get_serializer("msgpack")
-_local = threading.local()
 
 
 def account_group(account_id: int) -> str:
     return f"mail-account-{account_id}"
 
 
-def _client() -> redis.Redis:
-    client = getattr(_local, "client", None)
-    if client is None or getattr(_local, "url", None) != settings.REDIS_URL:
-        client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=2)
-        _local.client, _local.url = client, settings.REDIS_URL
-    return client
-
-
 def publish_now(account_id: int, payload: dict[str, Any]) -> None:
     """Publish ``payload`` to the account's group in the wire format of RedisPubSubChannelLayer."""
     channel = f"{_GROUP_PREFIX}__group__{account_group(account_id)}"
+    if not redis_available():
+        log.debug("event for account %s dropped: Redis failed a moment ago", account_id)
+        return
     try:
-        _client().publish(channel, _serializer.serialize(payload))
+        shared_redis().publish(channel, _serializer.serialize(payload))
     except redis.RedisError as exc:
-        log.warning("event for account %s not published: %s", account_id, exc)
+        redis_failed()
+        log.warning("event for account %s not published (Redis skipped for a few seconds): %s", account_id, exc)
 
 
 def mail_changed(account_id: int, folder_id: int | None, kind: str, modseq: int = 0) -> dict[str, Any]:

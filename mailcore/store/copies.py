@@ -9,18 +9,19 @@ that concurrent deliveries to overlapping recipients cannot deadlock.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 from django.utils import timezone
 
 from mailcore.events import mail_changed, publish_on_commit
 from mailcore.mime import ParsedMessage, parse_message
-from mailcore.models import FolderEntry, Message
+from mailcore.models import Message
 
-from .blobs import blob_acquire
 from .threads import threads_for_accounts
 
 MAX_INDEXED_TEXT = 256 * 1024
@@ -98,14 +99,6 @@ def _addresses_json(parsed: ParsedMessage) -> dict[str, list[list[str]]]:
     }
 
 
-def _allocate_message_ids(n: int) -> list[int]:
-    with connection.cursor() as cur:
-        cur.execute(
-            "SELECT nextval(pg_get_serial_sequence('mailcore_message', 'id')) FROM generate_series(1, %s)", [n]
-        )
-        return [int(row[0]) for row in cur.fetchall()]
-
-
 def reserve_quota(amounts: dict[int, int], *, enforce: bool = True) -> tuple[list[int], list[int]]:
     """Add each account's amount to its usage where it fits; returns (accepted, over quota).
 
@@ -117,7 +110,8 @@ def reserve_quota(amounts: dict[int, int], *, enforce: bool = True) -> tuple[lis
     sizes = [amounts[i] for i in ids]
     condition = "AND (a.quota_bytes = 0 OR a.used_bytes + d.n <= a.quota_bytes)" if enforce else ""
     with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+        if len(ids) > 1:  # one row needs no ordering: the UPDATE locks it
+            cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
         cur.execute(
             f"""
             UPDATE mailcore_account a SET used_bytes = a.used_bytes + d.n
@@ -185,18 +179,104 @@ def bump_modseq(folder_id: int, *, count_delta: int = 0, unseen_delta: int = 0, 
     return int(row[0])
 
 
-def set_search_vectors(message_ids: Sequence[int], parsed: ParsedMessage) -> None:
-    if not message_ids:
-        return
+def _search_inputs(parsed: ParsedMessage) -> list[str]:
+    """The four weighted texts of SEARCH_VECTOR_SQL: subject, people, attachment names, body."""
     names = " ".join(a.name for a in [*parsed.from_, *parsed.to, *parsed.cc] if a.name)
     emails = " ".join(a.email for a in [*parsed.from_, *parsed.to, *parsed.cc, *parsed.bcc] if a.email)
     attachment_names = " ".join(str(a.get("filename") or "") for a in parsed.attachments)
+    return [parsed.subject, f"{names} {emails}", attachment_names, parsed.text[:MAX_INDEXED_TEXT]]
+
+
+def set_search_vectors(message_ids: Sequence[int], parsed: ParsedMessage) -> None:
+    if not message_ids:
+        return
     with connection.cursor() as cur:
         cur.execute(
             f"UPDATE mailcore_message SET search_vector = v.vec FROM (SELECT {SEARCH_VECTOR_SQL} AS vec) v "  # noqa: S608
             "WHERE id = ANY(%s)",
-            [parsed.subject, f"{names} {emails}", attachment_names, parsed.text[:MAX_INDEXED_TEXT], list(message_ids)],
+            [*_search_inputs(parsed), list(message_ids)],
         )
+
+
+# The parsed fields every copy of one message shares, as (column, SQL type) in INSERT order.
+_SHARED_COLUMNS = [
+    ("size", "bigint"), ("subject", "text"), ("thread_subject", "text"), ("from_name", "text"),
+    ("from_email", "text"), ("to_text", "text"), ("cc_text", "text"), ("addresses", "jsonb"),
+    ("date", "timestamptz"), ("message_id", "text"), ("in_reply_to", "jsonb"), ("references", "jsonb"),
+    ("header_size", "integer"), ("envelope", "jsonb"), ("bodystructure", "jsonb"), ("attachments", "jsonb"),
+    ("has_attachments", "boolean"), ("preview", "text"), ("html_part", "text"), ("text_part", "text"),
+    ("search_text", "text"),
+]
+# What differs per copy, passed as parallel arrays and unnested.
+_TARGET_COLUMNS = [
+    ("account_id", "bigint"), ("folder_id", "bigint"), ("received_at", "timestamptz"), ("seen", "boolean"),
+    ("answered", "boolean"), ("flagged", "boolean"), ("deleted", "boolean"), ("draft", "boolean"),
+    ("keywords", "text"), ("thread_id", "bigint"),
+]
+MESSAGE_INSERT_COLUMNS = frozenset(
+    {"id", "blob_id", "search_vector"} | {c for c, _ in _SHARED_COLUMNS} | {c for c, _ in _TARGET_COLUMNS} - {"folder_id"}
+)
+
+
+def _store_sql() -> str:
+    """One statement for the whole write: blob, messages (with search vectors), UIDs, entries.
+
+    Data-modifying CTEs all run to completion; the folder UPDATE allocates a contiguous UID
+    range and one MODSEQ per folder and holds the row lock to commit, as ``allocate_uids`` does.
+    """
+    unnest_args = ", ".join(f"%s::{t}[]" for _, t in _TARGET_COLUMNS)
+    unnest_names = ", ".join(c for c, _ in _TARGET_COLUMNS)
+    shared_values = ", ".join(
+        f"%s::{t}" if t != "jsonb" else "%s::text::jsonb" for _, t in _SHARED_COLUMNS
+    )
+    shared_names = ", ".join(f'"{c}"' for c, _ in _SHARED_COLUMNS)
+    return f"""
+    WITH blob AS (
+        INSERT INTO mailcore_blob (sha256, size, data, refcount, created_at)
+        VALUES (%s, %s, %s, %s, now())
+        ON CONFLICT (sha256) DO UPDATE SET refcount = mailcore_blob.refcount + EXCLUDED.refcount
+        RETURNING id
+    ), t AS MATERIALIZED (
+        SELECT nextval(pg_get_serial_sequence('mailcore_message', 'id')) AS id, u.*
+        FROM unnest({unnest_args}) WITH ORDINALITY AS u({unnest_names}, ord)
+    ), msg AS (
+        INSERT INTO mailcore_message (
+            id, blob_id, account_id, received_at, seen, answered, flagged, deleted, draft, keywords,
+            thread_id, {shared_names}, search_vector
+        )
+        SELECT t.id, blob.id, t.account_id, t.received_at, t.seen, t.answered, t.flagged, t.deleted,
+               t.draft, t.keywords::jsonb, COALESCE(t.thread_id, first.id), s.*, v.vec
+        FROM t
+        CROSS JOIN blob
+        JOIN (SELECT account_id, min(id) AS id FROM t GROUP BY account_id) first USING (account_id)
+        CROSS JOIN (SELECT {shared_values}) s
+        CROSS JOIN (SELECT {SEARCH_VECTOR_SQL} AS vec) v
+        RETURNING id
+    ), counts AS (
+        SELECT folder_id, count(*) AS n, count(*) FILTER (WHERE NOT seen) AS unseen FROM t GROUP BY folder_id
+    ), fold AS (
+        UPDATE mailcore_folder f
+        SET uid_next = f.uid_next + c.n, highest_modseq = f.highest_modseq + 1,
+            total_count = f.total_count + c.n, unseen_count = f.unseen_count + c.unseen,
+            total_size = f.total_size + c.n * %s
+        FROM counts c WHERE f.id = c.folder_id
+        RETURNING f.id, f.uid_next - c.n AS first_uid, f.highest_modseq AS modseq
+    )
+    INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at)
+    SELECT t.folder_id, fold.first_uid + row_number() OVER (PARTITION BY t.folder_id ORDER BY t.ord) - 1,
+           t.id, fold.modseq, true, t.received_at
+    FROM t JOIN fold ON fold.id = t.folder_id
+    RETURNING folder_id, uid, message_id, modseq, (SELECT id FROM blob)
+    """  # noqa: S608
+
+
+_STORE_SQL = _store_sql()
+
+
+def _lock_folders(folder_ids: Sequence[int]) -> None:
+    """Lock several folders in id order first, so concurrent writers cannot deadlock."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(folder_ids)])
 
 
 def store_copies(
@@ -206,7 +286,10 @@ def store_copies(
     parsed: ParsedMessage | None = None,
     check_quota: bool = True,
 ) -> StoreOutcome:
-    """Write one blob and a Message + FolderEntry per target. Call inside ``transaction.atomic``."""
+    """Write one blob and a Message + FolderEntry per target. Call inside ``transaction.atomic``.
+
+    A single-recipient delivery costs three statements: quota, thread lookup, and this write.
+    """
     outcome = StoreOutcome()
     if not targets:
         return outcome
@@ -217,13 +300,10 @@ def store_copies(
         amounts[t.account_id] = amounts.get(t.account_id, 0) + size
     accepted_ids, outcome.over_quota = reserve_quota(amounts, enforce=check_quota)
     accepted = set(accepted_ids)
-    chosen = [t for t in targets if t.account_id in accepted]
+    chosen = sorted((t for t in targets if t.account_id in accepted), key=lambda t: (t.folder_id, t.account_id))
     if not chosen:
         return outcome
 
-    blob_id = blob_acquire(raw=raw, refs=len(chosen), sha256=hashlib.sha256(raw).hexdigest())
-    outcome.blob_id = blob_id
-    message_ids = _allocate_message_ids(len(chosen))
     message_id_header = parsed.message_id[:MAX_KEY_TEXT]
     thread_subject = parsed.thread_subject[:MAX_KEY_TEXT]
     threads = threads_for_accounts(
@@ -234,10 +314,24 @@ def store_copies(
         thread_subject=thread_subject,
         is_reply=bool(parsed.in_reply_to or parsed.references) or _looks_like_reply(parsed.subject),
     )
+    folder_ids = sorted({t.folder_id for t in chosen})
+    if len(folder_ids) > 1:
+        _lock_folders(folder_ids)
+
     now = timezone.now()
+    columns: dict[str, list[Any]] = {c: [] for c, _ in _TARGET_COLUMNS}
+    for target in chosen:
+        flags, keywords = flag_fields(target.flags)
+        columns["account_id"].append(target.account_id)
+        columns["folder_id"].append(target.folder_id)
+        columns["received_at"].append(target.received_at or now)
+        for name in ("seen", "answered", "flagged", "deleted", "draft"):
+            columns[name].append(flags[name])
+        columns["keywords"].append(json.dumps(keywords))
+        columns["thread_id"].append(threads.get(target.account_id))
+
     first_from = parsed.from_[0] if parsed.from_ else None
-    common = {
-        "blob_id": blob_id,
+    shared = {
         "size": size,
         "subject": parsed.subject,
         "thread_subject": thread_subject,
@@ -245,71 +339,51 @@ def store_copies(
         "from_email": first_from.email if first_from else "",
         "to_text": address_text(parsed.to),
         "cc_text": address_text(parsed.cc),
-        "addresses": _addresses_json(parsed),
+        "addresses": json.dumps(_addresses_json(parsed)),
         "date": parsed.date,
         "message_id": message_id_header,
-        "in_reply_to": [i[:MAX_KEY_TEXT] for i in parsed.in_reply_to],
-        "references": [i[:MAX_KEY_TEXT] for i in parsed.references],
+        "in_reply_to": json.dumps([i[:MAX_KEY_TEXT] for i in parsed.in_reply_to]),
+        "references": json.dumps([i[:MAX_KEY_TEXT] for i in parsed.references]),
         "header_size": parsed.header_size,
-        "envelope": parsed.envelope,
-        "bodystructure": parsed.bodystructure,
-        "attachments": parsed.attachments,
+        "envelope": json.dumps(parsed.envelope),
+        "bodystructure": json.dumps(parsed.bodystructure),
+        "attachments": json.dumps(parsed.attachments),
         "has_attachments": parsed.has_attachments,
         "preview": parsed.preview,
         "html_part": parsed.html_part or "",
         "text_part": parsed.text_part or "",
         "search_text": parsed.text[:MAX_INDEXED_TEXT],
     }
-    messages = []
-    thread_of_new: dict[int, int] = {}
-    for target, pk in zip(chosen, message_ids, strict=True):
-        flags, keywords = flag_fields(target.flags)
-        thread_id = threads.get(target.account_id) or thread_of_new.setdefault(target.account_id, pk)
-        messages.append(
-            Message(
-                id=pk,
-                account_id=target.account_id,
-                received_at=target.received_at or now,
-                keywords=keywords,
-                thread_id=thread_id,
-                **flags,
-                **common,
+    params: list[Any] = [hashlib.sha256(raw).hexdigest(), size, raw, len(chosen)]
+    params += [columns[c] for c, _ in _TARGET_COLUMNS]
+    params += [shared[c] for c, _ in _SHARED_COLUMNS]
+    params += _search_inputs(parsed)
+    params.append(size)
+    with connection.cursor() as cur:
+        cur.execute(_STORE_SQL, params)
+        rows = cur.fetchall()
+
+    account_of: dict[int, int] = {}
+    for target in chosen:
+        account_of.setdefault(target.folder_id, target.account_id)
+    modseq_of: dict[int, int] = {}
+    by_message: dict[int, tuple[int, int, int]] = {}
+    for folder_id, uid, message_pk, modseq, blob_id in rows:
+        outcome.blob_id = int(blob_id)
+        modseq_of[folder_id] = int(modseq)
+        by_message[message_pk] = (folder_id, uid, modseq)
+    for folder_id, uid, message_pk, modseq in sorted((f, u, m, q) for m, (f, u, q) in by_message.items()):
+        outcome.stored.append(
+            StoredCopy(
+                account_id=account_of[folder_id], folder_id=folder_id, message_id=int(message_pk),
+                uid=int(uid), modseq=int(modseq),
             )
         )
-    Message.objects.bulk_create(messages)
-
-    by_folder: dict[int, list[Message]] = {}
-    for target, message in zip(chosen, messages, strict=True):
-        by_folder.setdefault(target.folder_id, []).append(message)
-    entries = []
-    for folder_id in sorted(by_folder):
-        batch = by_folder[folder_id]
-        unseen = sum(1 for m in batch if not m.seen)
-        first_uid, modseq = allocate_uids(folder_id, len(batch), unseen=unseen, size=size * len(batch))
-        for offset, message in enumerate(batch):
-            entries.append(
-                FolderEntry(
-                    folder_id=folder_id,
-                    uid=first_uid + offset,
-                    message_id=message.pk,
-                    modseq=modseq,
-                    recent=True,
-                    received_at=message.received_at,
-                )
-            )
-            outcome.stored.append(
-                StoredCopy(
-                    account_id=message.account_id,
-                    folder_id=folder_id,
-                    message_id=message.pk,
-                    uid=first_uid + offset,
-                    modseq=modseq,
-                )
-            )
-        account_id = batch[0].account_id
-        publish_on_commit(account_id, mail_changed(account_id, folder_id, "exists", modseq))
-    FolderEntry.objects.bulk_create(entries)
-    set_search_vectors(message_ids, parsed)
+    for folder_id in folder_ids:
+        if folder_id not in modseq_of:
+            raise LookupError(f"folder {folder_id} does not exist")
+        account_id = account_of[folder_id]
+        publish_on_commit(account_id, mail_changed(account_id, folder_id, "exists", modseq_of[folder_id]))
     return outcome
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from mailcore.addresses import AddressError, normalize_address
 from mailcore.mime import ParsedMessage, parse_message
-from mailcore.models import Account, Alias, Domain, Folder
+from mailcore.models import Folder
 
 from .copies import CopyTarget, store_copies
 
@@ -32,6 +33,47 @@ class Resolution:
     account_ids: list[int] = field(default_factory=list)
     forwards: list[str] = field(default_factory=list)  # remote destinations of aliases
     reason: str = ""
+    # INBOX folder id of each account, found by the same query (saves a lookup at delivery).
+    inboxes: dict[int, int] = field(default_factory=dict)
+
+
+# One row per address asked about: is its domain ours (and its catch-all), is it an active
+# account (and its INBOX), is it an alias. A plain account resolves in this one statement.
+_LOOKUP_SQL = """
+    SELECT x.address, d.id, d.catch_all, a.id, f.id, al.destinations
+    FROM unnest(%s::text[], %s::text[]) AS x(address, domain)
+    LEFT JOIN mailcore_domain d ON d.name = x.domain
+    LEFT JOIN mailcore_account a ON a.address = x.address AND a.is_active AND a.domain_id IS NOT NULL
+    LEFT JOIN mailcore_folder f ON f.account_id = a.id AND f.name = 'INBOX'
+    LEFT JOIN mailcore_alias al ON al.address = x.address
+"""
+
+
+@dataclass
+class _Found:
+    local_domain: bool
+    catch_all: str
+    account_id: int | None
+    inbox_id: int | None
+    destinations: list[str] | None
+
+
+def _lookup(addresses: Sequence[str]) -> dict[str, _Found]:
+    with connection.cursor() as cur:
+        cur.execute(_LOOKUP_SQL, [list(addresses), [a.rpartition("@")[2] for a in addresses]])
+        rows = cur.fetchall()
+    found = {}
+    for address, domain_id, catch_all, account_id, inbox_id, destinations in rows:
+        if isinstance(destinations, str):
+            destinations = json.loads(destinations)
+        found[address] = _Found(
+            local_domain=domain_id is not None,
+            catch_all=catch_all or "",
+            account_id=account_id,
+            inbox_id=inbox_id,
+            destinations=[str(d) for d in destinations] if destinations is not None else None,
+        )
+    return found
 
 
 def recipient_resolve(address: str) -> Resolution:
@@ -40,43 +82,42 @@ def recipient_resolve(address: str) -> Resolution:
         canonical = normalize_address(address)
     except AddressError as exc:
         return Resolution(address=address, kind=RecipientKind.INVALID, reason=str(exc))
-    domain_name = canonical.rpartition("@")[2]
-    domain = Domain.objects.filter(name=domain_name).first()
-    if domain is None:
+    first = _lookup([canonical])[canonical]
+    if not first.local_domain:
         return Resolution(address=canonical, kind=RecipientKind.REMOTE)
-    accounts: set[int] = set()
-    forwards: list[str] = []
-    found = _expand(canonical, accounts, forwards, depth=0, seen=set())
-    if not found and domain.catch_all:
-        found = _expand(domain.catch_all, accounts, forwards, depth=1, seen={canonical})
-    if not found or (not accounts and not forwards):
+    resolution = Resolution(address=canonical, kind=RecipientKind.LOCAL)
+    _expand([canonical], resolution, depth=0, seen=set(), known={canonical: first})
+    if not resolution.account_ids and not resolution.forwards and first.catch_all:
+        _expand([first.catch_all], resolution, depth=1, seen={canonical}, known={})
+    if not resolution.account_ids and not resolution.forwards:
         return Resolution(address=canonical, kind=RecipientKind.UNKNOWN, reason="no such mailbox here")
-    return Resolution(
-        address=canonical, kind=RecipientKind.LOCAL, account_ids=sorted(accounts), forwards=forwards
-    )
+    resolution.account_ids.sort()
+    return resolution
 
 
-def _expand(address: str, accounts: set[int], forwards: list[str], *, depth: int, seen: set[str]) -> bool:
-    if address in seen or depth > MAX_ALIAS_DEPTH:
-        return False
-    seen.add(address)
-    account = Account.objects.filter(address=address, is_active=True, domain__isnull=False).values_list("id", flat=True)
-    account_id = next(iter(account), None)
-    if account_id is not None:
-        accounts.add(account_id)
-        return True
-    alias = Alias.objects.filter(address=address).values_list("destinations", flat=True).first()
-    if alias is None:
-        domain_name = address.rpartition("@")[2]
-        if not Domain.objects.filter(name=domain_name).exists():
-            if address not in forwards:
-                forwards.append(address)
-            return True
-        return False
-    hit = False
-    for destination in alias:
-        hit = _expand(str(destination), accounts, forwards, depth=depth + 1, seen=seen) or hit
-    return hit
+def _expand(
+    frontier: list[str], into: Resolution, *, depth: int, seen: set[str], known: dict[str, _Found]
+) -> None:
+    """Expand aliases breadth first, one query per level, into accounts and remote forwards."""
+    while frontier and depth <= MAX_ALIAS_DEPTH:
+        level = [a for a in dict.fromkeys(frontier) if a not in seen]
+        seen.update(level)
+        missing = [a for a in level if a not in known]
+        if missing:
+            known.update(_lookup(missing))
+        frontier = []
+        for address in level:
+            item = known[address]
+            if item.account_id is not None:
+                if item.account_id not in into.account_ids:
+                    into.account_ids.append(item.account_id)
+                if item.inbox_id is not None:
+                    into.inboxes[item.account_id] = item.inbox_id
+            elif item.destinations is not None:
+                frontier.extend(item.destinations)
+            elif not item.local_domain and address not in into.forwards:
+                into.forwards.append(address)
+        depth += 1
 
 
 class DeliveryStatus(enum.Enum):
@@ -132,9 +173,11 @@ def message_deliver(
     """
     resolutions = [r if isinstance(r, Resolution) else recipient_resolve(r) for r in recipients]
     account_ids = sorted({a for r in resolutions if r.kind is RecipientKind.LOCAL for a in r.account_ids})
-    inboxes = dict(
-        Folder.objects.filter(account_id__in=account_ids, name=Folder.INBOX).values_list("account_id", "id")
-    )
+    inboxes = {a: f for r in resolutions for a, f in r.inboxes.items()}
+    if any(a not in inboxes for a in account_ids):
+        inboxes.update(
+            Folder.objects.filter(account_id__in=account_ids, name=Folder.INBOX).values_list("account_id", "id")
+        )
     if junk:
         inboxes.update(
             Folder.objects.filter(

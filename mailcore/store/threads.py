@@ -8,15 +8,30 @@ Otherwise it starts a thread of its own, whose id is its own message id.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
-from mailcore.models import Message
-
 SUBJECT_FALLBACK_WINDOW = timedelta(days=60)
+
+# The three lookups, strongest first; each yields (account, thread, strength, order key).
+_BY_REFERENCED_ID = """
+    SELECT account_id, thread_id, 1 AS strength, id::float8 AS key FROM mailcore_message
+    WHERE account_id = ANY(%s) AND message_id = ANY(%s) AND thread_id IS NOT NULL
+"""
+_BY_REFERENCING = """
+    SELECT account_id, thread_id, 2 AS strength, id::float8 AS key FROM mailcore_message
+    WHERE account_id = ANY(%s) AND ("references" @> %s::jsonb OR in_reply_to @> %s::jsonb)
+      AND thread_id IS NOT NULL
+"""
+_BY_SUBJECT = """
+    SELECT account_id, thread_id, 3 AS strength, -extract(epoch FROM received_at)::float8 AS key FROM mailcore_message
+    WHERE account_id = ANY(%s) AND thread_subject = %s AND received_at >= %s AND thread_id IS NOT NULL
+"""
 
 
 def threads_for_accounts(
@@ -30,29 +45,25 @@ def threads_for_accounts(
 ) -> dict[int, int]:
     """Map account id → existing thread id for the accounts where one is found.
 
-    The lookups run in order of strength; each asks only for the accounts still without one.
+    One statement: the lookups that apply, joined, and the strongest hit kept per account.
     """
-    found: dict[int, int] = {}
+    accounts = list(account_ids)
     ids = [i for i in [*references, *in_reply_to] if i]
-    lookups: list[tuple[bool, Q, str]] = [
-        (bool(ids), Q(message_id__in=ids), "id"),
-        (bool(message_id), Q(references__contains=[message_id]) | Q(in_reply_to__contains=[message_id]), "id"),
-        (
-            is_reply and bool(thread_subject),
-            Q(thread_subject=thread_subject, received_at__gte=timezone.now() - SUBJECT_FALLBACK_WINDOW),
-            "-received_at",
-        ),
-    ]
-    for wanted, condition, order in lookups:
-        missing = [a for a in account_ids if a not in found]
-        if not (wanted and missing):
-            continue
-        rows = (
-            Message.objects.filter(condition, account_id__in=missing, thread_id__isnull=False)
-            .order_by("account_id", order)
-            .values_list("account_id", "thread_id")
-        )
-        for account_id, thread_id in rows:
-            if thread_id is not None:
-                found.setdefault(account_id, thread_id)
-    return found
+    parts: list[str] = []
+    params: list[Any] = []
+    if ids:
+        parts.append(_BY_REFERENCED_ID)
+        params += [accounts, ids]
+    if message_id:
+        parts.append(_BY_REFERENCING)
+        params += [accounts, json.dumps([message_id]), json.dumps([message_id])]
+    if is_reply and thread_subject:
+        parts.append(_BY_SUBJECT)
+        params += [accounts, thread_subject, timezone.now() - SUBJECT_FALLBACK_WINDOW]
+    if not parts or not accounts:
+        return {}
+    union = " UNION ALL ".join(parts)  # only the constants above
+    sql = f"SELECT DISTINCT ON (account_id) account_id, thread_id FROM ({union}) hits ORDER BY account_id, strength, key"  # noqa: S608
+    with connection.cursor() as cur:
+        cur.execute(sql, params)
+        return {int(account): int(thread) for account, thread in cur.fetchall()}

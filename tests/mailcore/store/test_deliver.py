@@ -187,3 +187,39 @@ def test_concurrent_writers_get_unique_uids_in_commit_order():
     sizes = sum(Message.objects.filter(account=account).values_list("size", flat=True))
     assert account.used_bytes == sizes == folder.total_size
     connection.close()
+
+
+def test_the_single_statement_write_fills_every_message_column():
+    from mailcore.store.copies import MESSAGE_INSERT_COLUMNS
+
+    assert {f.column for f in Message._meta.concrete_fields} == MESSAGE_INSERT_COLUMNS
+
+
+def test_single_recipient_delivery_is_a_handful_of_statements(alice):
+    from django.test.utils import CaptureQueriesContext
+
+    store.message_deliver(raw=make_message(), recipients=["alice@a.test"])
+    raw = make_message(subject="Second")
+    with CaptureQueriesContext(connection) as captured:
+        result = store.message_deliver(raw=raw, recipients=["alice@a.test"])
+    statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+    assert len(statements) == 4, statements  # resolve, quota, thread lookup, the one write
+    assert result.recipients[0].ok
+    entry = FolderEntry.objects.get(message_id=result.recipients[0].message_ids[0])
+    message = entry.message
+    assert (entry.uid, entry.folder.name, message.thread_id) == (2, "INBOX", message.pk)
+    assert message.search_vector is not None and message.subject == "Second"
+    assert message.blob.refcount == 1 and bytes(message.blob.data) == raw
+
+
+def test_a_reply_joins_the_thread_of_what_it_references(alice):
+    first = store.message_deliver(
+        raw=make_message(subject="Plans", message_id="plans@x.test"), recipients=["alice@a.test"]
+    )
+    reply = store.message_deliver(
+        raw=make_message(subject="Re: Plans", extra_headers="In-Reply-To: <plans@x.test>\r\n"),
+        recipients=["alice@a.test"],
+    )
+    ids = [first.recipients[0].message_ids[0], reply.recipients[0].message_ids[0]]
+    threads = set(Message.objects.filter(id__in=ids).values_list("thread_id", flat=True))
+    assert threads == {ids[0]}

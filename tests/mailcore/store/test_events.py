@@ -61,3 +61,24 @@ def test_a_rolled_back_change_publishes_nothing(alice):
             pass
 
     assert asyncio.run(_collect(alice.pk, deliver_then_fail, wait=1.0)) == []
+
+
+@pytest.mark.django_db
+def test_a_redis_outage_loses_no_mail_and_is_not_retried_on_every_write(
+    alice, settings, caplog, django_capture_on_commit_callbacks
+):
+    import socket
+
+    with socket.socket() as probe:  # a port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    settings.REDIS_URL = f"redis://127.0.0.1:{dead}/0"
+    caplog.set_level("DEBUG", logger="mailcore.events")
+    for _ in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            result = store.message_deliver(raw=make_message(), recipients=["alice@a.test"])
+        assert result.recipients[0].ok
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("not published" in m for m in messages) == 1  # one attempt, then skipped for a while
+    assert sum("dropped" in m for m in messages) == 2
+    assert alice.messages.count() == 3
