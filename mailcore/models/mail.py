@@ -127,8 +127,11 @@ class Message(models.Model):
             models.Index(fields=["account", "thread_id"], name="message_account_thread"),
             models.Index(fields=["account", "message_id"], name="message_account_msgid"),
             models.Index(fields=["account", "thread_subject"], name="message_account_tsubject"),
-            GinIndex(fields=["references"], name="message_references_gin", opclasses=["jsonb_path_ops"]),
-            GinIndex(fields=["in_reply_to"], name="message_inreplyto_gin", opclasses=["jsonb_path_ops"]),
+            # Looked up on every delivery (threads): no pending list, which each lookup would scan.
+            GinIndex(fields=["references"], name="message_references_gin", opclasses=["jsonb_path_ops"],
+                     fastupdate=False),
+            GinIndex(fields=["in_reply_to"], name="message_inreplyto_gin", opclasses=["jsonb_path_ops"],
+                     fastupdate=False),
         ]
 
     def __str__(self) -> str:

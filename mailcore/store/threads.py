@@ -23,10 +23,14 @@ _BY_REFERENCED_ID = """
     SELECT account_id, thread_id, 1 AS strength, id::float8 AS key FROM mailcore_message
     WHERE account_id = ANY(%s) AND message_id = ANY(%s) AND thread_id IS NOT NULL
 """
+# Through the GIN indexes on the reference lists whatever the account's size: the planner
+# would otherwise walk the account's whole mailbox when its statistics are stale.
 _BY_REFERENCING = """
-    SELECT account_id, thread_id, 2 AS strength, id::float8 AS key FROM mailcore_message
-    WHERE account_id = ANY(%s) AND ("references" @> %s::jsonb OR in_reply_to @> %s::jsonb)
-      AND thread_id IS NOT NULL
+    SELECT account_id, thread_id, 2 AS strength, id::float8 AS key FROM (
+        SELECT account_id, thread_id, id FROM mailcore_message
+        WHERE "references" @> %s::jsonb OR in_reply_to @> %s::jsonb OFFSET 0
+    ) referencing
+    WHERE account_id = ANY(%s) AND thread_id IS NOT NULL
 """
 _BY_SUBJECT = """
     SELECT account_id, thread_id, 3 AS strength, -extract(epoch FROM received_at)::float8 AS key FROM mailcore_message
@@ -56,7 +60,7 @@ def threads_for_accounts(
         params += [accounts, ids]
     if message_id:
         parts.append(_BY_REFERENCING)
-        params += [accounts, json.dumps([message_id]), json.dumps([message_id])]
+        params += [json.dumps([message_id]), json.dumps([message_id]), accounts]
     if is_reply and thread_subject:
         parts.append(_BY_SUBJECT)
         params += [accounts, thread_subject, timezone.now() - SUBJECT_FALLBACK_WINDOW]
