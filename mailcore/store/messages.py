@@ -15,7 +15,7 @@ from mailcore.events import mail_changed, publish_on_commit
 from mailcore.mime import parse_message
 from mailcore.models import Account, Folder, FolderChange, FolderEntry, Message
 
-from .blobs import blob_add_refs, blobs_release
+from .blobs import blobs_release
 from .copies import (
     CopyTarget,
     allocate_uids,
@@ -36,6 +36,16 @@ def _lock_folders(folder_ids: Iterable[int]) -> None:
     if ids:
         with connection.cursor() as cur:
             cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+
+
+# What the store's writers read of a message: never the parsed text, which can be large.
+_LEAN_MESSAGE = ("message__id", "message__size", "message__blob_id", "message__keywords",
+                 *(f"message__{n}" for n in _FLAG_NAMES))
+_LEAN_ENTRY = ("id", "folder_id", "uid", "message_id", "modseq", "received_at", *_LEAN_MESSAGE)
+
+
+def _lean_entries(folder: Folder, uids: Sequence[int] | None) -> QuerySet[FolderEntry]:
+    return _entries_in(folder, uids).select_related("message").only(*_LEAN_ENTRY).order_by("uid")
 
 
 def _check_folder(account: Account, folder: Folder) -> None:
@@ -122,21 +132,26 @@ def flags_store(
     """
     _check_folder(account, folder)
     values, keywords = flag_fields(flags)
-    entries = list(
-        FolderEntry.objects.filter(folder=folder, uid__in=list(uids)).select_related("message").order_by("uid")
-    )
     result = FlagsResult()
-    if not entries:
+    # Every standing of the named messages, in this folder and in others, in one query.
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT o.folder_id, o.uid, o.message_id FROM mailcore_folderentry e
+            JOIN mailcore_folderentry o ON o.message_id = e.message_id
+            WHERE e.folder_id = %s AND e.uid = ANY(%s) AND o.folder_id <> e.folder_id
+            UNION ALL
+            (SELECT folder_id, 0, 0 FROM mailcore_folderentry WHERE folder_id = %s AND uid = ANY(%s) LIMIT 1)
+            """,
+            [folder.pk, list(uids), folder.pk, list(uids)],
+        )
+        rows = cur.fetchall()
+    if not rows:
         return result
-    message_ids = [e.message_id for e in entries]
-    others = list(
-        FolderEntry.objects.filter(message_id__in=message_ids).exclude(folder=folder).values_list("folder_id", "uid", "message_id")
-    )
+    others = [(f, u, m) for f, u, m in rows if f != folder.pk]
     _lock_folders([folder.pk, *[f for f, _, _ in others]])
-    # Re-read under the folder lock: the flags we change from are the committed ones.
-    entries = list(
-        FolderEntry.objects.filter(folder=folder, uid__in=list(uids)).select_related("message").order_by("uid")
-    )
+    # Read under the folder lock: the flags we change from are the committed ones.
+    entries = list(_lean_entries(folder, uids))
     changed_messages: dict[int, tuple[Message, bool]] = {}
     for entry in entries:
         message = entry.message
@@ -194,7 +209,7 @@ def message_copy(*, account: Account, source: Folder, uids: Sequence[int], targe
     """IMAP COPY: new messages sharing the blob, flags copied; returns (source uid, new uid) pairs."""
     _check_folder(account, source)
     _check_folder(account, target)
-    entries = list(_entries_in(source, uids).select_related("message").order_by("uid"))
+    entries = list(_lean_entries(source, uids))
     if not entries:
         return []
     total = sum(e.message.size for e in entries)
@@ -203,33 +218,38 @@ def message_copy(*, account: Account, source: Folder, uids: Sequence[int], targe
         raise QuotaExceeded("the mailbox is full")
     unseen = sum(1 for e in entries if not e.message.seen)
     first_uid, modseq = allocate_uids(target.pk, len(entries), unseen=unseen, size=total)
-    pairs = []
-    new_messages = []
-    blob_refs: dict[int, int] = {}
-    for offset, entry in enumerate(entries):
-        original = entry.message
-        clone = Message(**{f.attname: getattr(original, f.attname) for f in Message._meta.concrete_fields})
-        clone.pk = None
-        clone.search_vector = None
-        clone.keywords = list(original.keywords)
-        new_messages.append(clone)
-        blob_refs[original.blob_id] = blob_refs.get(original.blob_id, 0) + 1
-        pairs.append((entry.uid, first_uid + offset))
-    Message.objects.bulk_create(new_messages)
     with connection.cursor() as cur:
-        cur.execute(
-            "UPDATE mailcore_message m SET search_vector = o.search_vector FROM mailcore_message o, "
-            "unnest(%s::bigint[], %s::bigint[]) AS p(new_id, old_id) WHERE m.id = p.new_id AND o.id = p.old_id",
-            [[m.pk for m in new_messages], [e.message_id for e in entries]],
-        )
-    for blob_id, refs in blob_refs.items():
-        blob_add_refs(blob_id=blob_id, refs=refs)
-    FolderEntry.objects.bulk_create(
-        FolderEntry(folder=target, uid=new_uid, message=m, modseq=modseq, recent=True, received_at=m.received_at)
-        for (_, new_uid), m in zip(pairs, new_messages, strict=True)
-    )
+        cur.execute(_COPY_SQL, [[e.message_id for e in entries], target.pk, first_uid, modseq])
+    pairs = [(entry.uid, first_uid + offset) for offset, entry in enumerate(entries)]
     publish_on_commit(account.pk, mail_changed(account.pk, target.pk, "exists", modseq))
     return pairs
+
+
+def _copy_sql() -> str:
+    """Clone messages (every column, the search vector too), add blob references, file entries."""
+    columns = [f.column for f in Message._meta.concrete_fields if f.column != "id"]
+    names = ", ".join(f'"{c}"' for c in columns)
+    values = ", ".join(f'o."{c}"' for c in columns)
+    return f"""
+    WITH p AS MATERIALIZED (
+        SELECT nextval(pg_get_serial_sequence('mailcore_message', 'id')) AS new_id, old_id, ord
+        FROM unnest(%s::bigint[]) WITH ORDINALITY AS u(old_id, ord)
+    ), clone AS (
+        INSERT INTO mailcore_message (id, {names})
+        SELECT p.new_id, {values} FROM p JOIN mailcore_message o ON o.id = p.old_id
+    ), refs AS (
+        UPDATE mailcore_blob b SET refcount = b.refcount + d.n
+        FROM (SELECT o.blob_id, count(*) AS n FROM p JOIN mailcore_message o ON o.id = p.old_id
+              GROUP BY o.blob_id) d
+        WHERE b.id = d.blob_id
+    )
+    INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at)
+    SELECT %s, %s + p.ord - 1, p.new_id, %s, true, o.received_at
+    FROM p JOIN mailcore_message o ON o.id = p.old_id
+    """  # noqa: S608 (column names from the model)
+
+
+_COPY_SQL = _copy_sql()
 
 
 @transaction.atomic
@@ -242,7 +262,7 @@ def message_move(*, account: Account, source: Folder, uids: Sequence[int], targe
         # be left standing nowhere.
         raise StoreError("messages cannot be moved into the folder they are in")
     _lock_folders([source.pk, target.pk])
-    entries = list(_entries_in(source, uids).select_related("message").order_by("uid"))
+    entries = list(_lean_entries(source, uids))
     if not entries:
         return []
     existing = set(FolderEntry.objects.filter(folder=target, message_id__in=[e.message_id for e in entries])
@@ -296,7 +316,7 @@ def folder_expunge(
     """
     _check_folder(account, folder)
     _lock_folders([folder.pk])
-    qs = _entries_in(folder, uids).select_related("message").order_by("uid")
+    qs = _lean_entries(folder, uids)
     if only_deleted:
         qs = qs.filter(message__deleted=True)
     entries = list(qs)
@@ -323,14 +343,18 @@ def _remove_entries(
 
 def messages_release(*, account: Account, message_ids: Sequence[int]) -> None:
     """Delete the given messages that no longer stand in any folder; free quota and blobs."""
-    orphans = list(
-        Message.objects.filter(account=account, pk__in=list(message_ids), entries__isnull=True).values_list(
-            "pk", "size", "blob_id"
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            DELETE FROM mailcore_message m WHERE m.account_id = %s AND m.id = ANY(%s)
+            AND NOT EXISTS (SELECT 1 FROM mailcore_folderentry e WHERE e.message_id = m.id)
+            RETURNING m.id, m.size, m.blob_id
+            """,
+            [account.pk, list(message_ids)],
         )
-    )
+        orphans = cur.fetchall()
     if not orphans:
         return
-    Message.objects.filter(pk__in=[pk for pk, _, _ in orphans]).delete()
     release_quota({account.pk: sum(size for _, size, _ in orphans)})
     refs: dict[int, int] = {}
     for _, _, blob_id in orphans:
