@@ -22,6 +22,7 @@ from mailcore.events import mail_changed, publish_on_commit
 from mailcore.mime import ParsedMessage, parse_message
 from mailcore.models import Message
 
+from .sql import fetch_all
 from .threads import threads_for_accounts
 
 MAX_INDEXED_TEXT = 256 * 1024
@@ -359,9 +360,7 @@ def store_copies(
     params += [shared[c] for c, _ in _SHARED_COLUMNS]
     params += _search_inputs(parsed)
     params.append(size)
-    with connection.cursor() as cur:
-        cur.execute(_STORE_SQL, params)
-        rows = cur.fetchall()
+    rows = fetch_all(_STORE_SQL, params)
 
     account_of: dict[int, int] = {}
     for target in chosen:
