@@ -58,14 +58,9 @@ def mx_recipient_check(address: str, *, declared_size: int = 0) -> RecipientDeci
         return RecipientDecision(Verdict.BAD_ADDRESS, replies.BAD_ADDRESS.format(reason=resolution.reason))
     if resolution.kind is RecipientKind.UNKNOWN:
         return RecipientDecision(Verdict.UNKNOWN_USER, replies.UNKNOWN_USER.format(address=resolution.address))
-    if resolution.account_ids and not resolution.forwards and _all_full(resolution.account_ids, declared_size):
+    if resolution.account_ids and not resolution.forwards and resolution.all_full(declared_size):
         return RecipientDecision(Verdict.MAILBOX_FULL, replies.MAILBOX_FULL.format(address=resolution.address))
     return RecipientDecision(Verdict.ACCEPT, replies.RECIPIENT_OK, resolution)
-
-
-def _all_full(account_ids: Sequence[int], size: int) -> bool:
-    accounts = Account.objects.filter(id__in=account_ids).only("quota_bytes", "used_bytes")
-    return all(not a.has_quota_for(max(size, 1)) for a in accounts)
 
 
 def submission_recipient_check(address: str) -> RecipientDecision:

@@ -8,13 +8,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import transaction
 
 from mailcore.addresses import AddressError, normalize_address
 from mailcore.mime import ParsedMessage, parse_message
 from mailcore.models import Folder
 
 from .copies import CopyTarget, store_copies
+from .sql import fetch_all
 
 MAX_ALIAS_DEPTH = 8
 
@@ -35,12 +36,20 @@ class Resolution:
     reason: str = ""
     # INBOX folder id of each account, found by the same query (saves a lookup at delivery).
     inboxes: dict[int, int] = field(default_factory=dict)
+    # Bytes each account may still take (None: no quota), as read at resolution time.
+    room: dict[int, int | None] = field(default_factory=dict)
+
+    def all_full(self, size: int) -> bool:
+        """True when every account of a local recipient lacks room for ``size`` bytes."""
+        rooms = [self.room.get(a) for a in self.account_ids]
+        return bool(rooms) and all(r is not None and r < max(size, 1) for r in rooms)
 
 
 # One row per address asked about: is its domain ours (and its catch-all), is it an active
 # account (and its INBOX), is it an alias. A plain account resolves in this one statement.
 _LOOKUP_SQL = """
-    SELECT x.address, d.id, d.catch_all, a.id, f.id, al.destinations
+    SELECT x.address, d.id, d.catch_all, a.id, f.id, al.destinations,
+           CASE WHEN a.quota_bytes > 0 THEN a.quota_bytes - a.used_bytes END
     FROM unnest(%s::text[], %s::text[]) AS x(address, domain)
     LEFT JOIN mailcore_domain d ON d.name = x.domain
     LEFT JOIN mailcore_account a ON a.address = x.address AND a.is_active AND a.domain_id IS NOT NULL
@@ -56,14 +65,13 @@ class _Found:
     account_id: int | None
     inbox_id: int | None
     destinations: list[str] | None
+    room: int | None
 
 
 def _lookup(addresses: Sequence[str]) -> dict[str, _Found]:
-    with connection.cursor() as cur:
-        cur.execute(_LOOKUP_SQL, [list(addresses), [a.rpartition("@")[2] for a in addresses]])
-        rows = cur.fetchall()
+    rows = fetch_all(_LOOKUP_SQL, [list(addresses), [a.rpartition("@")[2] for a in addresses]])
     found = {}
-    for address, domain_id, catch_all, account_id, inbox_id, destinations in rows:
+    for address, domain_id, catch_all, account_id, inbox_id, destinations, room in rows:
         if isinstance(destinations, str):
             destinations = json.loads(destinations)
         found[address] = _Found(
@@ -72,6 +80,7 @@ def _lookup(addresses: Sequence[str]) -> dict[str, _Found]:
             account_id=account_id,
             inbox_id=inbox_id,
             destinations=[str(d) for d in destinations] if destinations is not None else None,
+            room=room,
         )
     return found
 
@@ -113,6 +122,7 @@ def _expand(
                     into.account_ids.append(item.account_id)
                 if item.inbox_id is not None:
                     into.inboxes[item.account_id] = item.inbox_id
+                into.room[item.account_id] = item.room
             elif item.destinations is not None:
                 frontier.extend(item.destinations)
             elif not item.local_domain and address not in into.forwards:

@@ -13,8 +13,9 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from django.db import connection
 from django.utils import timezone
+
+from .sql import fetch_all
 
 SUBJECT_FALLBACK_WINDOW = timedelta(days=60)
 
@@ -68,6 +69,4 @@ def threads_for_accounts(
         return {}
     union = " UNION ALL ".join(parts)  # only the constants above
     sql = f"SELECT DISTINCT ON (account_id) account_id, thread_id FROM ({union}) hits ORDER BY account_id, strength, key"  # noqa: S608
-    with connection.cursor() as cur:
-        cur.execute(sql, params)
-        return {int(account): int(thread) for account, thread in cur.fetchall()}
+    return {int(account): int(thread) for account, thread in fetch_all(sql, params)}
