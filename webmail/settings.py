@@ -136,6 +136,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Hands due outbound queue rows to workers; the schedule itself lives in PostgreSQL.
     "relay-dispatch": {"task": "mailcore.relay.tasks.queue_dispatch", "schedule": 15.0},
     "relay-purge": {"task": "mailcore.relay.tasks.queue_purge", "schedule": 3600.0},
+    # Fills the full-text vectors of newly stored messages (mailcore/store/index.py).
+    "search-index": {"task": "mailcore.tasks.search_index", "schedule": env_float("SEARCH_INDEX_INTERVAL", 2.0)},
 }
 
 # --- Mail ---------------------------------------------------------------------------------

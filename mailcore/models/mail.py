@@ -124,6 +124,8 @@ class Message(models.Model):
     class Meta:
         indexes = [
             GinIndex(fields=["search_vector"], name="message_search_gin"),
+            # The backlog of the index job (mailcore/store/index.py).
+            models.Index(fields=["id"], name="message_unindexed", condition=models.Q(search_vector__isnull=True)),
             models.Index(fields=["account", "thread_id"], name="message_account_thread"),
             models.Index(fields=["account", "message_id"], name="message_account_msgid"),
             models.Index(fields=["account", "thread_subject"], name="message_account_tsubject"),

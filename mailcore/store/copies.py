@@ -1,8 +1,9 @@
 """Storing message copies: the shared core of deliver and append.
 
 One transaction writes the blob once, the Message rows (one per account), their FolderEntry
-rows with UIDs and MODSEQs allocated by ``UPDATE folder ... RETURNING``, the quota counters,
-and the search vectors. Row locks are always taken in id order (accounts, then folders) so
+rows with UIDs and MODSEQs allocated by ``UPDATE folder ... RETURNING``, and the quota
+counters; the search vector follows just after (mailcore/store/index.py). Row locks are
+always taken in id order (accounts, then folders) so
 that concurrent deliveries to overlapping recipients cannot deadlock.
 """
 
@@ -27,14 +28,6 @@ from .threads import threads_for_accounts
 
 MAX_INDEXED_TEXT = 256 * 1024
 MAX_KEY_TEXT = 500  # values that sit in btree indexes (message-id, thread subject)
-
-SEARCH_VECTOR_SQL = """
-    setweight(to_tsvector('simple', coalesce(%s, '')), 'A') ||
-    setweight(to_tsvector('simple', coalesce(%s, '')), 'B') ||
-    setweight(to_tsvector('simple', coalesce(%s, '')), 'C') ||
-    setweight(to_tsvector('simple', coalesce(%s, '')), 'D')
-"""
-
 
 @dataclass
 class CopyTarget:
@@ -180,25 +173,6 @@ def bump_modseq(folder_id: int, *, count_delta: int = 0, unseen_delta: int = 0, 
     return int(row[0])
 
 
-def _search_inputs(parsed: ParsedMessage) -> list[str]:
-    """The four weighted texts of SEARCH_VECTOR_SQL: subject, people, attachment names, body."""
-    names = " ".join(a.name for a in [*parsed.from_, *parsed.to, *parsed.cc] if a.name)
-    emails = " ".join(a.email for a in [*parsed.from_, *parsed.to, *parsed.cc, *parsed.bcc] if a.email)
-    attachment_names = " ".join(str(a.get("filename") or "") for a in parsed.attachments)
-    return [parsed.subject, f"{names} {emails}", attachment_names, parsed.text[:MAX_INDEXED_TEXT]]
-
-
-def set_search_vectors(message_ids: Sequence[int], parsed: ParsedMessage) -> None:
-    if not message_ids:
-        return
-    with connection.cursor() as cur:
-        cur.execute(
-            f"UPDATE mailcore_message SET search_vector = v.vec FROM (SELECT {SEARCH_VECTOR_SQL} AS vec) v "  # noqa: S608
-            "WHERE id = ANY(%s)",
-            [*_search_inputs(parsed), list(message_ids)],
-        )
-
-
 # The parsed fields every copy of one message shares, as (column, SQL type) in INSERT order.
 _SHARED_COLUMNS = [
     ("size", "bigint"), ("subject", "text"), ("thread_subject", "text"), ("from_name", "text"),
@@ -215,12 +189,14 @@ _TARGET_COLUMNS = [
     ("keywords", "text"), ("thread_id", "bigint"),
 ]
 MESSAGE_INSERT_COLUMNS = frozenset(
-    {"id", "blob_id", "search_vector"} | {c for c, _ in _SHARED_COLUMNS} | {c for c, _ in _TARGET_COLUMNS} - {"folder_id"}
+    {"id", "blob_id"} | {c for c, _ in _SHARED_COLUMNS} | {c for c, _ in _TARGET_COLUMNS} - {"folder_id"}
 )
 
 
 def _store_sql() -> str:
-    """One statement for the whole write: blob, messages (with search vectors), UIDs, entries.
+    """One statement for the whole write: blob, messages, UIDs, entries.
+
+    ``search_vector`` stays NULL: the index job fills it just after (mailcore/store/index.py).
 
     Data-modifying CTEs all run to completion; the folder UPDATE allocates a contiguous UID
     range and one MODSEQ per folder and holds the row lock to commit, as ``allocate_uids`` does.
@@ -243,15 +219,14 @@ def _store_sql() -> str:
     ), msg AS (
         INSERT INTO mailcore_message (
             id, blob_id, account_id, received_at, seen, answered, flagged, deleted, draft, keywords,
-            thread_id, {shared_names}, search_vector
+            thread_id, {shared_names}
         )
         SELECT t.id, blob.id, t.account_id, t.received_at, t.seen, t.answered, t.flagged, t.deleted,
-               t.draft, t.keywords::jsonb, COALESCE(t.thread_id, first.id), s.*, v.vec
+               t.draft, t.keywords::jsonb, COALESCE(t.thread_id, first.id), s.*
         FROM t
         CROSS JOIN blob
         JOIN (SELECT account_id, min(id) AS id FROM t GROUP BY account_id) first USING (account_id)
         CROSS JOIN (SELECT {shared_values}) s
-        CROSS JOIN (SELECT {SEARCH_VECTOR_SQL} AS vec) v
         RETURNING id
     ), counts AS (
         SELECT folder_id, count(*) AS n, count(*) FILTER (WHERE NOT seen) AS unseen FROM t GROUP BY folder_id
@@ -358,7 +333,6 @@ def store_copies(
     params: list[Any] = [hashlib.sha256(raw).hexdigest(), size, raw, len(chosen)]
     params += [columns[c] for c, _ in _TARGET_COLUMNS]
     params += [shared[c] for c, _ in _SHARED_COLUMNS]
-    params += _search_inputs(parsed)
     params.append(size)
     rows = fetch_all(_STORE_SQL, params)
 

@@ -5,6 +5,7 @@ from django.db import connection
 
 from mailcore import store
 from mailcore.models import Folder, FolderChange, FolderEntry, Message
+from mailcore.store.index import search_index_pending
 from tests.conftest import make_message
 
 
@@ -66,6 +67,7 @@ def test_copy_makes_an_independent_message_sharing_the_blob(alice):
     deliver(alice)
     inbox, archive = folder(alice), folder(alice, "Archive")
     store.flags_store(account=alice, folder=inbox, uids=[1], mode="add", flags=["\\Flagged"])
+    search_index_pending()
     assert store.message_copy(account=alice, source=inbox, uids=[1], target=archive) == [(1, 1)]
     original, clone = Message.objects.filter(account=alice).order_by("pk")
     assert clone.blob_id == original.blob_id and clone.flagged
@@ -154,6 +156,7 @@ def test_full_text_search_finds_subject_and_body(alice):
     store.message_deliver(raw=make_message(subject="Quarterly figures", body="The budget is attached.\r\n"),
                           recipients=[alice.address])
     store.message_deliver(raw=make_message(subject="Lunch"), recipients=[alice.address])
+    search_index_pending()  # the index job beat runs every couple of seconds
     with connection.cursor() as cur:
         cur.execute("SELECT subject FROM mailcore_message WHERE account_id = %s AND search_vector @@ plainto_tsquery('simple', %s)",
                     [alice.pk, "budget"])
