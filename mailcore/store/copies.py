@@ -9,6 +9,7 @@ that concurrent deliveries to overlapping recipients cannot deadlock.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -24,7 +25,7 @@ from mailcore.mime import ParsedMessage, parse_message
 from mailcore.models import Message
 
 from .sql import fetch_all
-from .threads import threads_for_accounts
+from .threads import thread_lookup
 
 MAX_INDEXED_TEXT = 256 * 1024
 MAX_KEY_TEXT = 500  # values that sit in btree indexes (message-id, thread subject)
@@ -186,20 +187,26 @@ _SHARED_COLUMNS = [
 _TARGET_COLUMNS = [
     ("account_id", "bigint"), ("folder_id", "bigint"), ("received_at", "timestamptz"), ("seen", "boolean"),
     ("answered", "boolean"), ("flagged", "boolean"), ("deleted", "boolean"), ("draft", "boolean"),
-    ("keywords", "text"), ("thread_id", "bigint"),
+    ("keywords", "text"),
 ]
 MESSAGE_INSERT_COLUMNS = frozenset(
-    {"id", "blob_id"} | {c for c, _ in _SHARED_COLUMNS} | {c for c, _ in _TARGET_COLUMNS} - {"folder_id"}
+    {"id", "blob_id", "thread_id"} | {c for c, _ in _SHARED_COLUMNS} | {c for c, _ in _TARGET_COLUMNS} - {"folder_id"}
 )
+_NO_THREADS = "SELECT NULL::bigint AS account_id, NULL::bigint AS thread_id WHERE false"
 
 
-def _store_sql() -> str:
-    """One statement for the whole write: blob, messages, UIDs, entries.
+@functools.cache
+def _store_sql(*, enforce_quota: bool, threads_sql: str) -> str:
+    """One statement for the whole write: quota, thread lookup, blob, messages, UIDs, entries.
 
     ``search_vector`` stays NULL: the index job fills it just after (mailcore/store/index.py).
 
-    Data-modifying CTEs all run to completion; the folder UPDATE allocates a contiguous UID
-    range and one MODSEQ per folder and holds the row lock to commit, as ``allocate_uids`` does.
+    Data-modifying CTEs all see one snapshot and run to completion; the order of their row locks
+    follows their data dependencies: the account UPDATE (quota) feeds the copies, whose counts
+    feed the folder UPDATE, so accounts are locked before folders, as everywhere in the store.
+    The folder UPDATE allocates a contiguous UID range and one MODSEQ per folder and holds the
+    row lock to commit, as ``allocate_uids`` does. The result has one row per stored copy and one
+    per account whose quota took the message (``accepted``); an account missing there was full.
     """
     unnest_args = ", ".join(f"%s::{t}[]" for _, t in _TARGET_COLUMNS)
     unnest_names = ", ".join(c for c, _ in _TARGET_COLUMNS)
@@ -207,25 +214,34 @@ def _store_sql() -> str:
         f"%s::{t}" if t != "jsonb" else "%s::text::jsonb" for _, t in _SHARED_COLUMNS
     )
     shared_names = ", ".join(f'"{c}"' for c, _ in _SHARED_COLUMNS)
+    condition = "AND (a.quota_bytes = 0 OR a.used_bytes + d.n <= a.quota_bytes)" if enforce_quota else ""
     return f"""
-    WITH blob AS (
-        INSERT INTO mailcore_blob (sha256, size, data, refcount, created_at)
-        VALUES (%s, %s, %s, %s, now())
-        ON CONFLICT (sha256) DO UPDATE SET refcount = mailcore_blob.refcount + EXCLUDED.refcount
-        RETURNING id
+    WITH quota AS (
+        UPDATE mailcore_account a SET used_bytes = a.used_bytes + d.n
+        FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, n)
+        WHERE a.id = d.id {condition}
+        RETURNING a.id
+    ), th AS ({threads_sql}
     ), t AS MATERIALIZED (
         SELECT nextval(pg_get_serial_sequence('mailcore_message', 'id')) AS id, u.*
         FROM unnest({unnest_args}) WITH ORDINALITY AS u({unnest_names}, ord)
+        WHERE u.account_id IN (SELECT id FROM quota)
+    ), blob AS (
+        INSERT INTO mailcore_blob (sha256, size, data, refcount, created_at)
+        SELECT %s::varchar, %s::bigint, %s::bytea, c.n, now() FROM (SELECT count(*) AS n FROM t) c WHERE c.n > 0
+        ON CONFLICT (sha256) DO UPDATE SET refcount = mailcore_blob.refcount + EXCLUDED.refcount
+        RETURNING id
     ), msg AS (
         INSERT INTO mailcore_message (
             id, blob_id, account_id, received_at, seen, answered, flagged, deleted, draft, keywords,
             thread_id, {shared_names}
         )
         SELECT t.id, blob.id, t.account_id, t.received_at, t.seen, t.answered, t.flagged, t.deleted,
-               t.draft, t.keywords::jsonb, COALESCE(t.thread_id, first.id), s.*
+               t.draft, t.keywords::jsonb, COALESCE(th.thread_id, first.id), s.*
         FROM t
         CROSS JOIN blob
         JOIN (SELECT account_id, min(id) AS id FROM t GROUP BY account_id) first USING (account_id)
+        LEFT JOIN th ON th.account_id = t.account_id
         CROSS JOIN (SELECT {shared_values}) s
         RETURNING id
     ), counts AS (
@@ -237,16 +253,23 @@ def _store_sql() -> str:
             total_size = f.total_size + c.n * %s
         FROM counts c WHERE f.id = c.folder_id
         RETURNING f.id, f.uid_next - c.n AS first_uid, f.highest_modseq AS modseq
+    ), entries AS (
+        INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at)
+        SELECT t.folder_id, fold.first_uid + row_number() OVER (PARTITION BY t.folder_id ORDER BY t.ord) - 1,
+               t.id, fold.modseq, true, t.received_at
+        FROM t JOIN fold ON fold.id = t.folder_id
+        RETURNING folder_id, uid, message_id, modseq
     )
-    INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at)
-    SELECT t.folder_id, fold.first_uid + row_number() OVER (PARTITION BY t.folder_id ORDER BY t.ord) - 1,
-           t.id, fold.modseq, true, t.received_at
-    FROM t JOIN fold ON fold.id = t.folder_id
-    RETURNING folder_id, uid, message_id, modseq, (SELECT id FROM blob)
+    SELECT folder_id, uid, message_id, modseq, (SELECT id FROM blob), NULL::bigint FROM entries
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, id FROM quota
     """  # noqa: S608
 
 
-_STORE_SQL = _store_sql()
+def _lock_accounts(account_ids: Sequence[int]) -> None:
+    """Lock several accounts in id order first, so concurrent writers cannot deadlock."""
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(account_ids)])
 
 
 def _lock_folders(folder_ids: Sequence[int]) -> None:
@@ -264,7 +287,8 @@ def store_copies(
 ) -> StoreOutcome:
     """Write one blob and a Message + FolderEntry per target. Call inside ``transaction.atomic``.
 
-    A single-recipient delivery costs three statements: quota, thread lookup, and this write.
+    One statement (``_store_sql``) does it all, quota and thread lookup included; several
+    accounts or folders are locked in id order first.
     """
     outcome = StoreOutcome()
     if not targets:
@@ -274,29 +298,29 @@ def store_copies(
     amounts: dict[int, int] = {}
     for t in targets:
         amounts[t.account_id] = amounts.get(t.account_id, 0) + size
-    accepted_ids, outcome.over_quota = reserve_quota(amounts, enforce=check_quota)
-    accepted = set(accepted_ids)
-    chosen = sorted((t for t in targets if t.account_id in accepted), key=lambda t: (t.folder_id, t.account_id))
-    if not chosen:
-        return outcome
+    ordered = sorted(targets, key=lambda t: (t.folder_id, t.account_id))
+    account_ids = sorted(amounts)
+    folder_ids = sorted({t.folder_id for t in ordered})
+    if len(account_ids) > 1:  # one row needs no ordering: the UPDATE locks it
+        _lock_accounts(account_ids)
+    if len(folder_ids) > 1:
+        _lock_folders(folder_ids)
 
     message_id_header = parsed.message_id[:MAX_KEY_TEXT]
     thread_subject = parsed.thread_subject[:MAX_KEY_TEXT]
-    threads = threads_for_accounts(
-        account_ids=sorted(accepted),
+    threads = thread_lookup(
+        account_ids=account_ids,
         message_id=message_id_header,
         in_reply_to=parsed.in_reply_to,
         references=parsed.references,
         thread_subject=thread_subject,
         is_reply=bool(parsed.in_reply_to or parsed.references) or _looks_like_reply(parsed.subject),
     )
-    folder_ids = sorted({t.folder_id for t in chosen})
-    if len(folder_ids) > 1:
-        _lock_folders(folder_ids)
+    threads_sql, thread_params = threads if threads is not None else (_NO_THREADS, [])
 
     now = timezone.now()
     columns: dict[str, list[Any]] = {c: [] for c, _ in _TARGET_COLUMNS}
-    for target in chosen:
+    for target in ordered:
         flags, keywords = flag_fields(target.flags)
         columns["account_id"].append(target.account_id)
         columns["folder_id"].append(target.folder_id)
@@ -304,7 +328,6 @@ def store_copies(
         for name in ("seen", "answered", "flagged", "deleted", "draft"):
             columns[name].append(flags[name])
         columns["keywords"].append(json.dumps(keywords))
-        columns["thread_id"].append(threads.get(target.account_id))
 
     first_from = parsed.from_[0] if parsed.from_ else None
     shared = {
@@ -330,32 +353,34 @@ def store_copies(
         "text_part": parsed.text_part or "",
         "search_text": parsed.text[:MAX_INDEXED_TEXT],
     }
-    params: list[Any] = [hashlib.sha256(raw).hexdigest(), size, raw, len(chosen)]
+    params: list[Any] = [account_ids, [amounts[a] for a in account_ids], *thread_params]
     params += [columns[c] for c, _ in _TARGET_COLUMNS]
+    params += [hashlib.sha256(raw).hexdigest(), size, raw]
     params += [shared[c] for c, _ in _SHARED_COLUMNS]
     params.append(size)
-    rows = fetch_all(_STORE_SQL, params)
+    rows = fetch_all(_store_sql(enforce_quota=check_quota, threads_sql=threads_sql), params)
 
+    accepted = {int(row[5]) for row in rows if row[5] is not None}
+    outcome.over_quota = [a for a in account_ids if a not in accepted]
     account_of: dict[int, int] = {}
-    for target in chosen:
-        account_of.setdefault(target.folder_id, target.account_id)
+    for target in ordered:
+        if target.account_id in accepted:
+            account_of.setdefault(target.folder_id, target.account_id)
     modseq_of: dict[int, int] = {}
-    by_message: dict[int, tuple[int, int, int]] = {}
-    for folder_id, uid, message_pk, modseq, blob_id in rows:
+    for folder_id, uid, message_pk, modseq, blob_id, _account in sorted(
+        (r for r in rows if r[5] is None), key=lambda r: (r[0], r[1])
+    ):
         outcome.blob_id = int(blob_id)
         modseq_of[folder_id] = int(modseq)
-        by_message[message_pk] = (folder_id, uid, modseq)
-    for folder_id, uid, message_pk, modseq in sorted((f, u, m, q) for m, (f, u, q) in by_message.items()):
         outcome.stored.append(
             StoredCopy(
                 account_id=account_of[folder_id], folder_id=folder_id, message_id=int(message_pk),
                 uid=int(uid), modseq=int(modseq),
             )
         )
-    for folder_id in folder_ids:
+    for folder_id, account_id in account_of.items():
         if folder_id not in modseq_of:
             raise LookupError(f"folder {folder_id} does not exist")
-        account_id = account_of[folder_id]
         publish_on_commit(account_id, mail_changed(account_id, folder_id, "exists", modseq_of[folder_id]))
     return outcome
 

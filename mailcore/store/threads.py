@@ -15,8 +15,6 @@ from typing import Any
 
 from django.utils import timezone
 
-from .sql import fetch_all
-
 SUBJECT_FALLBACK_WINDOW = timedelta(days=60)
 
 # The three lookups, strongest first; each yields (account, thread, strength, order key).
@@ -39,7 +37,7 @@ _BY_SUBJECT = """
 """
 
 
-def threads_for_accounts(
+def thread_lookup(
     *,
     account_ids: Sequence[int],
     message_id: str,
@@ -47,10 +45,11 @@ def threads_for_accounts(
     references: Sequence[str],
     thread_subject: str,
     is_reply: bool,
-) -> dict[int, int]:
-    """Map account id → existing thread id for the accounts where one is found.
+) -> tuple[str, list[Any]] | None:
+    """The query mapping account → existing thread id, and its parameters; None when none applies.
 
-    One statement: the lookups that apply, joined, and the strongest hit kept per account.
+    One statement: the lookups that apply, joined, and the strongest hit kept per account. It
+    yields (account_id, thread_id) rows and may run alone or inside a larger statement.
     """
     accounts = list(account_ids)
     ids = [i for i in [*references, *in_reply_to] if i]
@@ -66,7 +65,7 @@ def threads_for_accounts(
         parts.append(_BY_SUBJECT)
         params += [accounts, thread_subject, timezone.now() - SUBJECT_FALLBACK_WINDOW]
     if not parts or not accounts:
-        return {}
+        return None
     union = " UNION ALL ".join(parts)  # only the constants above
     sql = f"SELECT DISTINCT ON (account_id) account_id, thread_id FROM ({union}) hits ORDER BY account_id, strength, key"  # noqa: S608
-    return {int(account): int(thread) for account, thread in fetch_all(sql, params)}
+    return sql, params

@@ -91,6 +91,17 @@ def test_over_quota_recipient_is_refused_while_others_succeed(alice, bob):
     assert Blob.objects.get().refcount == 1
 
 
+def test_every_recipient_over_quota_stores_nothing(alice, bob):
+    raw = make_message(body="z" * 5000)
+    Account.objects.filter(pk__in=[alice.pk, bob.pk]).update(quota_bytes=1000)
+    result = store.message_deliver(raw=raw, recipients=["alice@a.test", "bob@b.test"])
+    assert [r.status for r in result.recipients] == [store.DeliveryStatus.OVER_QUOTA] * 2
+    assert result.blob_id is None
+    assert not Blob.objects.exists() and not Message.objects.exists() and not FolderEntry.objects.exists()
+    assert set(Account.objects.filter(pk__in=[alice.pk, bob.pk]).values_list("used_bytes", flat=True)) == {0}
+    assert Folder.objects.get(account=alice, name="INBOX").uid_next == 1
+
+
 def test_quota_usage_is_exact_through_deliver_copy_and_expunge(alice):
     raw = make_message(body="y" * 1000)
     store.message_deliver(raw=raw, recipients=["alice@a.test"])
@@ -204,7 +215,7 @@ def test_single_recipient_delivery_is_a_handful_of_statements(alice):
     with CaptureQueriesContext(connection) as captured:
         result = store.message_deliver(raw=raw, recipients=["alice@a.test"])
     statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
-    assert len(statements) == 4, statements  # resolve, quota, thread lookup, the one write
+    assert len(statements) == 2, statements  # resolve, then one write (quota, thread lookup included)
     assert result.recipients[0].ok
     entry = FolderEntry.objects.get(message_id=result.recipients[0].message_ids[0])
     message = entry.message
