@@ -13,7 +13,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
-from mailcore.models import Account, Blob, Folder, FolderChange, FolderEntry, Message
+from mailcore.models import Account, Blob, Folder, FolderChange, FolderEntry, Message, Subscription
 
 from .parser import SearchKey, SequenceSet
 
@@ -32,6 +32,10 @@ def folder_get_by_id(account: Account, folder_id: int) -> Folder | None:
 
 def folders_list(account: Account) -> list[Folder]:
     return list(Folder.objects.filter(account=account).order_by("name"))
+
+
+def subscriptions(account: Account) -> set[str]:
+    return set(Subscription.objects.filter(account=account).values_list("name", flat=True))
 
 
 def account_usage(account: Account) -> tuple[int, int]:

@@ -463,11 +463,16 @@ class Session:
                 return "INBOX"
             raise no(str(exc), "CANNOT") from None
 
-    async def folder_or_no(self, name: str, code: str = "NONEXISTENT") -> Folder:
+    async def folder_or_no(self, name: str, code: str = "NONEXISTENT", *, placeholder: bool = False) -> Folder:
+        """The named folder, or a tagged NO. A \\Noselect placeholder (left by DELETE of a
+        folder with children) is found only with ``placeholder`` (DELETE, RENAME); for
+        everything else it holds no messages and answers as a missing mailbox would."""
         assert self.account is not None
         folder = await self.db(selectors.folder_get, self.account, name)
         if folder is None:
             raise no("no such mailbox", code)
+        if folder.noselect and not placeholder:
+            raise no(f"{name} is not selectable (\\Noselect): it only holds child mailboxes", code)
         return folder
 
     def require_selected(self) -> Selected:
@@ -704,7 +709,7 @@ async def cmd_create(s: Session, c: Command) -> None:
                 raise no("that special use is not supported", "USEATTR")
             special = match[0]
     try:
-        await s.db(store.folder_create, account=s.account, name=name, special_use=special)
+        await s.db(store.folder_create, account=s.account, name=name, special_use=special, subscribe=False)
     except store.FolderExists as exc:
         raise no(str(exc), "ALREADYEXISTS") from None
     except store.FolderError as exc:
@@ -716,17 +721,16 @@ async def cmd_delete(s: Session, c: Command) -> None:
     if len(c.args) != 1:
         raise bad("DELETE needs a mailbox name")
     assert s.account is not None
-    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
+    folder = await s.folder_or_no(s.mailbox_name(c.args[0]), placeholder=True)
     if folder.is_inbox:
         raise no("INBOX cannot be deleted", "CANNOT")
-    children = await s.db(lambda: Folder.objects.filter(
-        account=s.account, name__startswith=folder.name + Folder.DELIMITER).exists())
-    if children:
-        # RFC 3501 §6.3.4: a folder with inferiors would keep its name as \Noselect, which
-        # this store does not model; refuse instead of deleting more than asked.
-        raise no("the mailbox has child mailboxes; delete them first", "INUSE")
     try:
+        # RFC 3501 §6.3.4: a folder with children loses its messages and stays as \Noselect.
         await s.db(store.folder_delete, account=s.account, folder=folder)
+    except store.FolderHasChildren as exc:
+        raise no(str(exc), "HASCHILDREN") from None
+    except store.FolderNotFound as exc:
+        raise no(str(exc), "NONEXISTENT") from None
     except store.FolderError as exc:
         raise no(str(exc), "CANNOT") from None
     if s.selected is not None and s.selected.folder.pk == folder.pk:
@@ -739,12 +743,14 @@ async def cmd_rename(s: Session, c: Command) -> None:
     if len(c.args) != 2:
         raise bad("RENAME needs two mailbox names")
     assert s.account is not None
-    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
+    folder = await s.folder_or_no(s.mailbox_name(c.args[0]), placeholder=True)
     new_name = s.mailbox_name(c.args[1])
     try:
         await s.db(store.folder_rename, account=s.account, folder=folder, new_name=new_name)
     except store.FolderExists as exc:
         raise no(str(exc), "ALREADYEXISTS") from None
+    except store.FolderNotFound as exc:
+        raise no(str(exc), "NONEXISTENT") from None
     except store.FolderError as exc:
         raise no(str(exc), "CANNOT") from None
     await s.finish(c.tag, "OK", "RENAME completed")
@@ -754,8 +760,9 @@ async def _subscribe(s: Session, c: Command, subscribed: bool) -> None:
     if len(c.args) != 1:
         raise bad(f"{c.name} needs a mailbox name")
     assert s.account is not None
-    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
-    await s.db(store.folder_subscribe, account=s.account, folder=folder, subscribed=subscribed)
+    # A subscription is a name: it may name no mailbox at all (RFC 3501 §6.3.6).
+    # UNSUBSCRIBE of a name that is not subscribed is a no-op that succeeds, as in Dovecot.
+    await s.db(store.folder_subscribe, account=s.account, name=s.mailbox_name(c.args[0]), subscribed=subscribed)
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
@@ -853,50 +860,70 @@ async def _list(s: Session, c: Command, *, lsub: bool) -> None:
         if full[:5].upper() == "INBOX":
             regexes.append(_pattern_regex("INBOX" + full[5:]))
     folders = await s.db(selectors.folders_list, s.account)
-    names = sorted(f.name for f in folders)
+    by_name = {f.name: f for f in folders}
+    names = sorted(by_name)
+    subscribed = await s.db(selectors.subscriptions, s.account) if (
+        lsub or "SUBSCRIBED" in selection or "SUBSCRIBED" in returns) else set()
     subscribed_only = "SUBSCRIBED" in selection
     special_only = "SPECIAL-USE" in selection
     show_subscribed = subscribed_only or "SUBSCRIBED" in returns
 
-    def has_child(name: str, predicate: Callable[[Folder], bool] | None = None) -> bool:
+    def matches(name: str) -> bool:
+        return any(r.match(name) for r in regexes)
+
+    def has_child(name: str) -> bool:
         prefix = name + "/"
         start = bisect.bisect_left(names, prefix)
-        if predicate is None:
-            return start < len(names) and names[start].startswith(prefix)
-        return any(f.name.startswith(prefix) and predicate(f) for f in folders)
+        return start < len(names) and names[start].startswith(prefix)
 
-    for folder in folders:
-        if not any(r.match(folder.name) for r in regexes):
+    def parents(name: str) -> list[str]:
+        parts = name.split("/")
+        return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+
+    # RFC 3501 §6.3.9 (LSUB) and RFC 5258 §3.5 (RECURSIVEMATCH): a name that does not match
+    # itself is still listed when a subscribed child of it is hidden by the pattern ("%").
+    child_subscribed: set[str] = set()
+    if lsub or "RECURSIVEMATCH" in selection:
+        for name in subscribed:
+            for parent in parents(name):
+                if not matches(name) or "RECURSIVEMATCH" in selection:
+                    child_subscribed.add(parent)
+    if lsub or subscribed_only:
+        candidates = sorted(subscribed | {n for n in child_subscribed if matches(n)})
+    else:
+        candidates = names
+    for name in candidates:
+        if not matches(name):
             continue
-        selected_by_option = ((not subscribed_only or folder.subscribed)
-                              and (not special_only or folder.special_use not in ("", Folder.SpecialUse.INBOX)))
-        child_info = ""
-        lsub_noselect = False
+        folder = by_name.get(name)
+        is_subscribed = name in subscribed
         if lsub:
-            if not folder.subscribed:
-                # RFC 3501 §6.3.9: an unsubscribed parent of a subscribed folder that "%" hides
-                # is listed with \Noselect.
-                lsub_noselect = has_child(folder.name, lambda f: f.subscribed and not any(
-                    r.match(f.name) for r in regexes))
-                if not lsub_noselect:
-                    continue
-        elif not selected_by_option:
-            if ("RECURSIVEMATCH" in selection and subscribed_only
-                    and has_child(folder.name, lambda f: f.subscribed)):
-                child_info = ' ("CHILDINFO" ("SUBSCRIBED"))'
-            else:
-                continue
-        attrs = ["\\Noselect"] if lsub_noselect else []
-        if not lsub:
-            attrs.append("\\HasChildren" if has_child(folder.name) else "\\HasNoChildren")
-            if show_subscribed and folder.subscribed:
-                attrs.append("\\Subscribed")
-            if folder.special_use and folder.special_use != Folder.SpecialUse.INBOX:
-                attrs.append(folder.special_use)
-        s.untagged(f"{word} ({' '.join(attrs)}) \"/\" ".encode() + _list_name(folder.name) + child_info.encode())
-        if status_items:
+            attrs = [] if is_subscribed and folder is not None and not folder.noselect else ["\\Noselect"]
+            s.untagged(f"LSUB ({' '.join(attrs)}) \"/\" ".encode() + _list_name(name))
+            continue
+        child_info = ""
+        if special_only and (folder is None or folder.special_use in ("", Folder.SpecialUse.INBOX)):
+            continue
+        if subscribed_only and not is_subscribed:
+            # Listed only for CHILDINFO (RFC 5258 §3.5): a subscribed child exists below it.
+            child_info = ' ("CHILDINFO" ("SUBSCRIBED"))'
+        elif "RECURSIVEMATCH" in selection and subscribed_only and name in child_subscribed:
+            child_info = ' ("CHILDINFO" ("SUBSCRIBED"))'
+        attrs = []
+        if folder is None:
+            attrs.append("\\NonExistent")
+        elif folder.noselect:
+            attrs.append("\\Noselect")
+        if folder is not None or has_child(name):
+            attrs.append("\\HasChildren" if has_child(name) else "\\HasNoChildren")
+        if show_subscribed and is_subscribed:
+            attrs.append("\\Subscribed")
+        if folder is not None and folder.special_use and folder.special_use != Folder.SpecialUse.INBOX:
+            attrs.append(folder.special_use)
+        s.untagged(f"{word} ({' '.join(attrs)}) \"/\" ".encode() + _list_name(name) + child_info.encode())
+        if status_items and folder is not None and not folder.noselect:
             st = await s.db(selectors.folder_status, folder)
-            s.untagged(b"STATUS " + _list_name(folder.name) + f" ({_status_text(st, status_items)})".encode())
+            s.untagged(b"STATUS " + _list_name(name) + f" ({_status_text(st, status_items)})".encode())
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
