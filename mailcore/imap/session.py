@@ -384,11 +384,12 @@ class Session:
                 sel.uids.extend(new_uids)
                 sel.uid_next = delta.uid_next
                 recent_candidates = [u for u, r in delta.new if r]
-                if recent_candidates and not sel.readonly:
+                if recent_candidates and not sel.readonly and not self.rev2:
                     claimed = await self.db(store.recent_claim, folder=sel.folder.pk, uids=recent_candidates)
                     sel.recent.update(claimed)
                 self.untagged(f"{len(sel.uids)} EXISTS")
-                self.untagged(f"{len(sel.recent)} RECENT")
+                if not self.rev2:
+                    self.untagged(f"{len(sel.recent)} RECENT")
             for uid, flags, modseq in delta.changed:
                 if uid in sel.pending_expunge or sel.reported.get(uid, 0) >= modseq:
                     continue
@@ -453,7 +454,7 @@ class Session:
     def mailbox_name(self, token: Token) -> str:
         raw = astring(token)
         try:
-            name = decode(raw)
+            name = self.decode_name(raw)
         except Utf7Error as exc:
             raise no(str(exc), "CANNOT") from None
         try:
@@ -474,6 +475,20 @@ class Session:
         if folder.noselect and not placeholder:
             raise no(f"{name} is not selectable (\\Noselect): it only holds child mailboxes", code)
         return folder
+
+    @property
+    def rev2(self) -> bool:
+        """IMAP4rev2 enabled (RFC 9051 Appendix E): no \\Recent, ESEARCH for SEARCH, UTF-8
+        mailbox names instead of modified UTF-7."""
+        return "IMAP4REV2" in self.enabled
+
+    def list_name(self, name: str) -> bytes:
+        if name == "INBOX":
+            return b"INBOX"
+        return fmt.astring(name if self.rev2 else encode(name))
+
+    def decode_name(self, raw: str) -> str:
+        return raw if self.rev2 else decode(raw)
 
     def require_selected(self) -> Selected:
         assert self.selected is not None
@@ -579,7 +594,7 @@ async def cmd_enable(s: Session, c: Command) -> None:
         name = astring(token).upper()
         if name in ENABLEABLE and name not in s.enabled:
             s.enabled.add(name)
-            newly.append(name)
+            newly.append(ENABLEABLE[name])
     if "QRESYNC" in s.enabled:
         s.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
     s.untagged("ENABLED" + "".join(" " + n for n in newly))
@@ -628,7 +643,9 @@ async def _select(s: Session, c: Command, *, readonly: bool) -> None:
     if condstore:
         s.enabled.add("CONDSTORE")
     snap = await s.db(selectors.folder_snapshot, folder.pk)
-    if readonly:
+    if s.rev2:
+        recent: set[int] = set()  # IMAP4rev2 has no \Recent (RFC 9051 Appendix E)
+    elif readonly:
         recent = set(snap.recent)
     else:
         recent = set(await s.db(store.recent_claim, folder=folder.pk, uids=snap.recent)) if snap.recent else set()
@@ -641,8 +658,13 @@ async def _select(s: Session, c: Command, *, readonly: bool) -> None:
     else:
         s.untagged(f"OK [PERMANENTFLAGS ({flags} \\*)] flags permitted")
     s.untagged(f"{len(sel.uids)} EXISTS")
-    s.untagged(f"{len(recent)} RECENT")
-    if snap.first_unseen_uid is not None:
+    if s.rev2:
+        # RFC 9051 §6.3.2: the mailbox's LIST response instead of RECENT and UNSEEN.
+        attributes = await s.db(selectors.folder_attributes, folder)
+        s.untagged(f"LIST ({' '.join(attributes)}) \"/\" ".encode() + s.list_name(folder.name))
+    else:
+        s.untagged(f"{len(recent)} RECENT")
+    if snap.first_unseen_uid is not None and not s.rev2:
         seq = sel.seq_of(snap.first_unseen_uid)
         if seq is not None:
             s.untagged(f"OK [UNSEEN {seq}] first unseen message")
@@ -714,6 +736,10 @@ async def cmd_create(s: Session, c: Command) -> None:
         raise no(str(exc), "ALREADYEXISTS") from None
     except store.FolderError as exc:
         raise no(str(exc), "CANNOT") from None
+    requested = s.decode_name(astring(c.args[0])).rstrip(Folder.DELIMITER)
+    if s.rev2 and requested != name:
+        # RFC 9051 §6.3.4: a name the server normalised (INBOX's case) is reported with OLDNAME.
+        s.untagged(b'LIST () "/" ' + s.list_name(name) + b' ("OLDNAME" (' + s.list_name(requested) + b"))")
     await s.finish(c.tag, "OK", "CREATE completed")
 
 
@@ -786,10 +812,6 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("^" + "".join(out) + "$", re.DOTALL)
 
 
-def _list_name(name: str) -> bytes:
-    return fmt.astring(encode(name)) if name != "INBOX" else b"INBOX"
-
-
 _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
 _LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "STATUS", "SPECIAL-USE"}
 
@@ -843,8 +865,8 @@ async def _list(s: Session, c: Command, *, lsub: bool) -> None:
         raise bad(f"{c.name} needs a reference and a mailbox pattern")
     raw_patterns = args[1] if isinstance(args[1], list) and not lsub else [args[1]]
     try:
-        reference = decode(astring(args[0]))
-        patterns = [decode(astring(p)) for p in raw_patterns]
+        reference = s.decode_name(astring(args[0]))
+        patterns = [s.decode_name(astring(p)) for p in raw_patterns]
     except Utf7Error as exc:
         raise bad(str(exc)) from None
     word = "LSUB" if lsub else "LIST"
@@ -899,7 +921,7 @@ async def _list(s: Session, c: Command, *, lsub: bool) -> None:
         is_subscribed = name in subscribed
         if lsub:
             attrs = [] if is_subscribed and folder is not None and not folder.noselect else ["\\Noselect"]
-            s.untagged(f"LSUB ({' '.join(attrs)}) \"/\" ".encode() + _list_name(name))
+            s.untagged(f"LSUB ({' '.join(attrs)}) \"/\" ".encode() + s.list_name(name))
             continue
         child_info = ""
         if special_only and (folder is None or folder.special_use in ("", Folder.SpecialUse.INBOX)):
@@ -920,10 +942,10 @@ async def _list(s: Session, c: Command, *, lsub: bool) -> None:
             attrs.append("\\Subscribed")
         if folder is not None and folder.special_use and folder.special_use != Folder.SpecialUse.INBOX:
             attrs.append(folder.special_use)
-        s.untagged(f"{word} ({' '.join(attrs)}) \"/\" ".encode() + _list_name(name) + child_info.encode())
+        s.untagged(f"{word} ({' '.join(attrs)}) \"/\" ".encode() + s.list_name(name) + child_info.encode())
         if status_items and folder is not None and not folder.noselect:
             st = await s.db(selectors.folder_status, folder)
-            s.untagged(b"STATUS " + _list_name(name) + f" ({_status_text(st, status_items)})".encode())
+            s.untagged(b"STATUS " + s.list_name(name) + f" ({_status_text(st, status_items)})".encode())
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
@@ -935,12 +957,15 @@ async def cmd_lsub(s: Session, c: Command) -> None:
     await _list(s, c, lsub=True)
 
 
-STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED"}
+STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED",
+                "DELETED-STORAGE"}
 
 
 def _status_text(st: selectors.FolderStatus, items: list[str]) -> str:
+    # DELETED-STORAGE (RFC 9208): what EXPUNGE would free, in the STORAGE unit (KiB).
     values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uid_next, "UIDVALIDITY": st.uidvalidity,
-              "UNSEEN": st.unseen, "HIGHESTMODSEQ": st.highest_modseq, "SIZE": st.size, "DELETED": st.deleted}
+              "UNSEEN": st.unseen, "HIGHESTMODSEQ": st.highest_modseq, "SIZE": st.size, "DELETED": st.deleted,
+              "DELETED-STORAGE": (st.deleted_size + 1023) // 1024}
     return " ".join(f"{i} {values[i]}" for i in items)
 
 
@@ -952,7 +977,7 @@ async def cmd_status(s: Session, c: Command) -> None:
         raise bad("unknown STATUS item")
     folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
     st = await s.db(selectors.folder_status, folder)
-    s.untagged(b"STATUS " + _list_name(folder.name) + f" ({_status_text(st, items)})".encode())
+    s.untagged(b"STATUS " + s.list_name(folder.name) + f" ({_status_text(st, items)})".encode())
     await s.finish(c.tag, "OK", "STATUS completed")
 
 
@@ -1045,7 +1070,7 @@ async def cmd_getquotaroot(s: Session, c: Command) -> None:
     folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
     assert s.account is not None
     _, limit = await s.db(selectors.account_usage, s.account)
-    s.untagged(b"QUOTAROOT " + _list_name(folder.name) + (b' ""' if limit else b""))
+    s.untagged(b"QUOTAROOT " + s.list_name(folder.name) + (b' ""' if limit else b""))
     await _quota_response(s)
     await s.finish(c.tag, "OK", "GETQUOTAROOT completed")
 
@@ -1403,6 +1428,8 @@ async def cmd_search(s: Session, c: Command) -> None:
         if any(o not in ("MIN", "MAX", "ALL", "COUNT", "SAVE") for o in esearch):
             raise bad("unknown RETURN option")
         args = args[2:]
+    if esearch is None and s.rev2:
+        esearch = ["ALL"]  # RFC 9051 §6.4.4: IMAP4rev2 answers SEARCH with ESEARCH
     charset, key = search_program(args)
     if charset is not None and charset not in ("UTF-8", "US-ASCII"):
         raise no("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
@@ -1526,7 +1553,8 @@ _COMMANDS: list[tuple[tuple[State, ...], str, Handler]] = [
     ((State.NOT_AUTHENTICATED,), "STARTTLS", cmd_starttls),
     ((State.NOT_AUTHENTICATED,), "LOGIN", cmd_login),
     ((State.NOT_AUTHENTICATED,), "AUTHENTICATE", cmd_authenticate),
-    (_AUTH, "ENABLE", cmd_enable),
+    # RFC 5161 §3.1 and RFC 9051 §6.3.1: only in the authenticated state, before a SELECT.
+    ((State.AUTHENTICATED,), "ENABLE", cmd_enable),
     (_AUTH, "NAMESPACE", cmd_namespace),
     (_AUTH, "SELECT", cmd_select),
     (_AUTH, "EXAMINE", cmd_examine),
