@@ -84,6 +84,11 @@ class SessionIO(Protocol):
 
     async def starttls(self) -> None: ...
 
+    @property
+    def compressing(self) -> bool: ...
+
+    async def start_compression(self) -> None: ...
+
 
 class SharedRedisThrottle(LoginThrottle):
     """LoginThrottle over one connection pool per process instead of a new client per check."""
@@ -520,7 +525,20 @@ async def cmd_id(s: Session, c: Command) -> None:
     await s.finish(c.tag, "OK", "ID completed")
 
 
+async def cmd_compress(s: Session, c: Command) -> None:
+    if len(c.args) != 1 or not isinstance(c.args[0], Atom):
+        raise bad("COMPRESS needs a mechanism")
+    if c.args[0].upper() != "DEFLATE":
+        raise bad("unknown compression mechanism; this server offers DEFLATE")
+    if s.io.compressing:
+        raise no("compression is already active", "COMPRESSIONACTIVE")
+    await s.finish(c.tag, "OK", "DEFLATE active")
+    await s.io.start_compression()
+
+
 async def cmd_starttls(s: Session, c: Command) -> None:
+    if s.io.compressing:
+        raise bad("TLS has to come before COMPRESS")
     if s.io.is_tls or not s.io.starttls_available:
         raise bad("TLS is already active" if s.io.is_tls else "STARTTLS is not available here")
     await s.finish(c.tag, "OK", "Begin TLS negotiation now")
@@ -1556,6 +1574,7 @@ _COMMANDS: list[tuple[tuple[State, ...], str, Handler]] = [
     # RFC 5161 §3.1 and RFC 9051 §6.3.1: only in the authenticated state, before a SELECT.
     ((State.AUTHENTICATED,), "ENABLE", cmd_enable),
     (_AUTH, "NAMESPACE", cmd_namespace),
+    (_AUTH, "COMPRESS", cmd_compress),
     (_AUTH, "SELECT", cmd_select),
     (_AUTH, "EXAMINE", cmd_examine),
     (_AUTH, "CREATE", cmd_create),
