@@ -456,18 +456,20 @@ class Session:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def mailbox_name(self, token: Token) -> str:
+    def mailbox_name(self, token: Token, invalid: str = "NONEXISTENT") -> str:
+        """The folder name a mailbox argument names; a name that cannot be a folder's answers
+        NO with ``invalid``: NONEXISTENT when looking a mailbox up, CANNOT when making one."""
         raw = astring(token)
         try:
             name = self.decode_name(raw)
         except Utf7Error as exc:
-            raise no(str(exc), "CANNOT") from None
+            raise no(str(exc), invalid) from None
         try:
             return store.folder_name_normalize(name)
         except store.FolderError as exc:
             if name.upper() == "INBOX":
                 return "INBOX"
-            raise no(str(exc), "CANNOT") from None
+            raise no(str(exc), invalid) from None
 
     async def folder_or_no(self, name: str, code: str = "NONEXISTENT", *, placeholder: bool = False) -> Folder:
         """The named folder, or a tagged NO. A \\Noselect placeholder (left by DELETE of a
@@ -735,7 +737,7 @@ async def cmd_create(s: Session, c: Command) -> None:
     if len(c.args) not in (1, 2):
         raise bad("CREATE needs a mailbox name")
     assert s.account is not None
-    name = s.mailbox_name(c.args[0])
+    name = s.mailbox_name(c.args[0], invalid="CANNOT")
     special = ""
     if len(c.args) == 2:
         opts = c.args[1]
@@ -788,7 +790,7 @@ async def cmd_rename(s: Session, c: Command) -> None:
         raise bad("RENAME needs two mailbox names")
     assert s.account is not None
     folder = await s.folder_or_no(s.mailbox_name(c.args[0]), placeholder=True)
-    new_name = s.mailbox_name(c.args[1])
+    new_name = s.mailbox_name(c.args[1], invalid="CANNOT")
     try:
         await s.db(store.folder_rename, account=s.account, folder=folder, new_name=new_name)
     except store.FolderExists as exc:

@@ -241,3 +241,14 @@ def test_subscriptions_outlive_their_mailboxes(imap_port: int, alice: Account) -
     assert raw.cmd("n", "UNSUBSCRIBE Someday")[-1] == b"n OK UNSUBSCRIBE completed\r\n"
     assert not any(b"Someday" in line for line in raw.cmd("o", 'LSUB "" "*"'))
     raw.close()
+
+
+def test_names_that_cannot_exist_are_nonexistent_to_look_up_and_cannot_to_create(imap_port: int,
+                                                                                 alice: Account) -> None:
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    assert raw.cmd("b", 'SELECT ""')[-1].startswith(b"b NO [NONEXISTENT]")
+    assert raw.cmd("c", 'STATUS "a//b" (MESSAGES)')[-1].startswith(b"c NO [NONEXISTENT]")
+    assert raw.cmd("d", 'CREATE "a//b"')[-1].startswith(b"d NO [CANNOT]")
+    assert raw.cmd("e", 'RENAME Sent ""')[-1].startswith(b"e NO [CANNOT]")
+    raw.close()
