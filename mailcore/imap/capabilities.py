@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.conf import settings
 
 BASE = [
-    "IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
-    "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "CONDSTORE", "QRESYNC", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES",
+    "IMAP4rev1", "IMAP4rev2", "LITERAL+", "BINARY", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE",
+    "CHILDREN", "SPECIAL-USE", "CREATE-SPECIAL-USE", "CONDSTORE", "QRESYNC", "ESEARCH", "SEARCHRES", "LIST-EXTENDED", "LIST-STATUS", "STATUS=SIZE", "QUOTA", "QUOTA=RES-STORAGE", "SORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "COMPRESS=DEFLATE",
 ]
-# Extensions ENABLE accepts (RFC 5161).
-ENABLEABLE = {"CONDSTORE", "QRESYNC"}
+# Extensions ENABLE accepts (RFC 5161), upper case -> the spelling ENABLED answers with.
+ENABLEABLE = {"CONDSTORE": "CONDSTORE", "QRESYNC": "QRESYNC", "IMAP4REV2": "IMAP4rev2"}
 
 
 def capabilities(*, authenticated: bool, tls: bool, login_allowed: bool, starttls_available: bool) -> list[str]:

@@ -345,12 +345,15 @@ class FetchItem:
     peek: bool = False
     partial: tuple[int, int] | None = None  # (start, count)
     has_section: bool = False
+    # The section as the response names it: header field names spelt as the client sent them
+    # (clients look the response item up by the name they asked for, as Dovecot answers).
+    echo: str | None = None
 
     def label(self) -> str:
         """How the item is named in the response (RFC 3501 §7.4.2)."""
         if not self.has_section:
             return self.name
-        text = f"{self.name}[{self.section}]"
+        text = f"{self.name}[{self.section if self.echo is None else self.echo}]"
         if self.partial is not None:
             text += f"<{self.partial[0]}>"
         return text
@@ -372,7 +375,8 @@ _SECTION_RE = re.compile(
 )
 
 
-def _normalise_section(section: str) -> str:
+def _normalise_section(section: str) -> tuple[str, str]:
+    """(the section with field names in upper case, the section as the response echoes it)."""
     match = _SECTION_RE.match(section)
     if match is None:
         raise ParseError("invalid section")
@@ -385,17 +389,19 @@ def _normalise_section(section: str) -> str:
     text = path or ""
     if spec:
         text = f"{text}.{spec}" if text else spec
+    echo = text
     if fields is not None:
         names = []
         for tok in Tokenizer(fields.encode("utf-8", "surrogateescape")).tokens():
             name = astring(tok)
             if not name or not re.fullmatch(r"[!-9;-~]+", name):
                 raise ParseError("invalid header field name")
-            names.append(name.upper())
+            names.append(name)
         if not names:
             raise ParseError("empty header field list")
-        text += " (" + " ".join(names) + ")"
-    return text
+        text += " (" + " ".join(n.upper() for n in names) + ")"
+        echo += " (" + " ".join(names) + ")"
+    return text, echo
 
 
 def fetch_item(token: Token) -> FetchItem:
@@ -408,7 +414,7 @@ def fetch_item(token: Token) -> FetchItem:
     if match is None:
         raise ParseError(f"unknown FETCH item {token[:40]}")
     name = match.group(1).upper()
-    section = _normalise_section(match.group(2))
+    section, echo = _normalise_section(match.group(2))
     partial = None
     if match.group(3) is not None:
         count = int(match.group(4))
@@ -422,7 +428,7 @@ def fetch_item(token: Token) -> FetchItem:
             raise ParseError("BINARY takes only a part number")
         if base == "BINARY.SIZE" and partial is not None:
             raise ParseError("BINARY.SIZE takes no partial range")
-    return FetchItem(base, section, peek, partial, True)
+    return FetchItem(base, section, peek, partial, True, echo if echo != section else None)
 
 
 def fetch_items(token: Token) -> list[FetchItem]:

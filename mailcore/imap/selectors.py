@@ -13,7 +13,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
-from mailcore.models import Account, Blob, Folder, FolderChange, FolderEntry, Message
+from mailcore.models import Account, Blob, Folder, FolderChange, FolderEntry, Message, Subscription
 
 from .parser import SearchKey, SequenceSet
 
@@ -32,6 +32,21 @@ def folder_get_by_id(account: Account, folder_id: int) -> Folder | None:
 
 def folders_list(account: Account) -> list[Folder]:
     return list(Folder.objects.filter(account=account).order_by("name"))
+
+
+def folder_attributes(folder: Folder) -> list[str]:
+    """The LIST attributes of one folder: children, and its special use."""
+    children = Folder.objects.filter(account_id=folder.account_id,
+                                     name__startswith=folder.name + Folder.DELIMITER).exists()
+    attributes = ["\\Noselect"] if folder.noselect else []
+    attributes.append("\\HasChildren" if children else "\\HasNoChildren")
+    if folder.special_use and folder.special_use != Folder.SpecialUse.INBOX:
+        attributes.append(folder.special_use)
+    return attributes
+
+
+def subscriptions(account: Account) -> set[str]:
+    return set(Subscription.objects.filter(account=account).values_list("name", flat=True))
 
 
 def account_usage(account: Account) -> tuple[int, int]:
@@ -133,15 +148,17 @@ class FolderStatus:
     highest_modseq: int
     size: int
     deleted: int
+    deleted_size: int
 
 
 def folder_status(folder: Folder) -> FolderStatus:
     agg = FolderEntry.objects.filter(folder=folder).aggregate(
         messages=Count("uid"), recent=Count("uid", filter=Q(recent=True)),
         unseen=Count("uid", filter=Q(message__seen=False)), size=Sum("message__size"),
-        deleted=Count("uid", filter=Q(message__deleted=True)))
+        deleted=Count("uid", filter=Q(message__deleted=True)),
+        deleted_size=Sum("message__size", filter=Q(message__deleted=True)))
     return FolderStatus(agg["messages"], agg["recent"], folder.uid_next, folder.uidvalidity, agg["unseen"],
-                        folder.highest_modseq, int(agg["size"] or 0), agg["deleted"])
+                        folder.highest_modseq, int(agg["size"] or 0), agg["deleted"], int(agg["deleted_size"] or 0))
 
 
 def uids_in(folder_id: int, uids: Sequence[int]) -> list[int]:

@@ -25,6 +25,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections, c
 
 from mailcore.net.tls import server_context
 
+from .compress import Deflater, InflatingReader
 from .parser import ParseError, literal_at_end, parse_command
 from .session import IDLE_TIMEOUT_SECONDS, FatalIOError, Session, State
 
@@ -102,8 +103,10 @@ class Connection:
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool,
                  starttls_available: bool, limits: Limits) -> None:
-        self.reader = reader
+        self.reader: asyncio.StreamReader | InflatingReader = reader
+        self.raw_reader = reader
         self.writer = writer
+        self.deflater: Deflater | None = None
         self.limits = limits
         self.is_tls = tls
         self.starttls_available = starttls_available
@@ -121,9 +124,23 @@ class Connection:
     def _timeout(self) -> float:
         return self.limits.timeout if self._authenticated() else self.limits.timeout_before_auth
 
+    @property
+    def compressing(self) -> bool:
+        return self.deflater is not None
+
     async def write(self, data: bytes) -> None:
+        if self.deflater is not None:
+            data = self.deflater.compress(data)
         self.writer.write(data)
         await self.writer.drain()
+
+    async def start_compression(self) -> None:
+        """COMPRESS DEFLATE (RFC 4978): everything after the tagged OK is deflated both ways.
+        Bytes the client sent right after its command are already compressed."""
+        pending = bytes(self.raw_reader._buffer)  # type: ignore[attr-defined]
+        self.raw_reader._buffer.clear()  # type: ignore[attr-defined]
+        self.reader = InflatingReader(self.raw_reader, pending, self.limits.line + 2)
+        self.deflater = Deflater()
 
     async def read_line(self, timeout: float | None = None) -> bytes:
         limit = self.limits.line if self._authenticated() else self.limits.line_before_auth
@@ -147,7 +164,7 @@ class Connection:
                 sock.setsockopt(socket.IPPROTO_TCP, quickack, 1)
 
     async def starttls(self) -> None:
-        if self.reader._buffer:  # type: ignore[attr-defined]
+        if self.raw_reader._buffer:  # type: ignore[attr-defined]
             # Commands pipelined after STARTTLS were sent in the clear: never act on them.
             raise ConnectionResetError("data sent before the TLS handshake")
         await self.writer.start_tls(server_context())

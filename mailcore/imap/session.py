@@ -84,6 +84,11 @@ class SessionIO(Protocol):
 
     async def starttls(self) -> None: ...
 
+    @property
+    def compressing(self) -> bool: ...
+
+    async def start_compression(self) -> None: ...
+
 
 class SharedRedisThrottle(LoginThrottle):
     """LoginThrottle over one connection pool per process instead of a new client per check."""
@@ -384,11 +389,12 @@ class Session:
                 sel.uids.extend(new_uids)
                 sel.uid_next = delta.uid_next
                 recent_candidates = [u for u, r in delta.new if r]
-                if recent_candidates and not sel.readonly:
+                if recent_candidates and not sel.readonly and not self.rev2:
                     claimed = await self.db(store.recent_claim, folder=sel.folder.pk, uids=recent_candidates)
                     sel.recent.update(claimed)
                 self.untagged(f"{len(sel.uids)} EXISTS")
-                self.untagged(f"{len(sel.recent)} RECENT")
+                if not self.rev2:
+                    self.untagged(f"{len(sel.recent)} RECENT")
             for uid, flags, modseq in delta.changed:
                 if uid in sel.pending_expunge or sel.reported.get(uid, 0) >= modseq:
                     continue
@@ -450,25 +456,46 @@ class Session:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def mailbox_name(self, token: Token) -> str:
+    def mailbox_name(self, token: Token, invalid: str = "NONEXISTENT") -> str:
+        """The folder name a mailbox argument names; a name that cannot be a folder's answers
+        NO with ``invalid``: NONEXISTENT when looking a mailbox up, CANNOT when making one."""
         raw = astring(token)
         try:
-            name = decode(raw)
+            name = self.decode_name(raw)
         except Utf7Error as exc:
-            raise no(str(exc), "CANNOT") from None
+            raise no(str(exc), invalid) from None
         try:
             return store.folder_name_normalize(name)
         except store.FolderError as exc:
             if name.upper() == "INBOX":
                 return "INBOX"
-            raise no(str(exc), "CANNOT") from None
+            raise no(str(exc), invalid) from None
 
-    async def folder_or_no(self, name: str, code: str = "NONEXISTENT") -> Folder:
+    async def folder_or_no(self, name: str, code: str = "NONEXISTENT", *, placeholder: bool = False) -> Folder:
+        """The named folder, or a tagged NO. A \\Noselect placeholder (left by DELETE of a
+        folder with children) is found only with ``placeholder`` (DELETE, RENAME); for
+        everything else it holds no messages and answers as a missing mailbox would."""
         assert self.account is not None
         folder = await self.db(selectors.folder_get, self.account, name)
         if folder is None:
             raise no("no such mailbox", code)
+        if folder.noselect and not placeholder:
+            raise no(f"{name} is not selectable (\\Noselect): it only holds child mailboxes", code)
         return folder
+
+    @property
+    def rev2(self) -> bool:
+        """IMAP4rev2 enabled (RFC 9051 Appendix E): no \\Recent, ESEARCH for SEARCH, UTF-8
+        mailbox names instead of modified UTF-7."""
+        return "IMAP4REV2" in self.enabled
+
+    def list_name(self, name: str) -> bytes:
+        if name == "INBOX":
+            return b"INBOX"
+        return fmt.astring(name if self.rev2 else encode(name))
+
+    def decode_name(self, raw: str) -> str:
+        return raw if self.rev2 else decode(raw)
 
     def require_selected(self) -> Selected:
         assert self.selected is not None
@@ -500,7 +527,20 @@ async def cmd_id(s: Session, c: Command) -> None:
     await s.finish(c.tag, "OK", "ID completed")
 
 
+async def cmd_compress(s: Session, c: Command) -> None:
+    if len(c.args) != 1 or not isinstance(c.args[0], Atom):
+        raise bad("COMPRESS needs a mechanism")
+    if c.args[0].upper() != "DEFLATE":
+        raise bad("unknown compression mechanism; this server offers DEFLATE")
+    if s.io.compressing:
+        raise no("compression is already active", "COMPRESSIONACTIVE")
+    await s.finish(c.tag, "OK", "DEFLATE active")
+    await s.io.start_compression()
+
+
 async def cmd_starttls(s: Session, c: Command) -> None:
+    if s.io.compressing:
+        raise bad("TLS has to come before COMPRESS")
     if s.io.is_tls or not s.io.starttls_available:
         raise bad("TLS is already active" if s.io.is_tls else "STARTTLS is not available here")
     await s.finish(c.tag, "OK", "Begin TLS negotiation now")
@@ -574,7 +614,7 @@ async def cmd_enable(s: Session, c: Command) -> None:
         name = astring(token).upper()
         if name in ENABLEABLE and name not in s.enabled:
             s.enabled.add(name)
-            newly.append(name)
+            newly.append(ENABLEABLE[name])
     if "QRESYNC" in s.enabled:
         s.enabled.add("CONDSTORE")  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
     s.untagged("ENABLED" + "".join(" " + n for n in newly))
@@ -623,7 +663,9 @@ async def _select(s: Session, c: Command, *, readonly: bool) -> None:
     if condstore:
         s.enabled.add("CONDSTORE")
     snap = await s.db(selectors.folder_snapshot, folder.pk)
-    if readonly:
+    if s.rev2:
+        recent: set[int] = set()  # IMAP4rev2 has no \Recent (RFC 9051 Appendix E)
+    elif readonly:
         recent = set(snap.recent)
     else:
         recent = set(await s.db(store.recent_claim, folder=folder.pk, uids=snap.recent)) if snap.recent else set()
@@ -636,8 +678,13 @@ async def _select(s: Session, c: Command, *, readonly: bool) -> None:
     else:
         s.untagged(f"OK [PERMANENTFLAGS ({flags} \\*)] flags permitted")
     s.untagged(f"{len(sel.uids)} EXISTS")
-    s.untagged(f"{len(recent)} RECENT")
-    if snap.first_unseen_uid is not None:
+    if s.rev2:
+        # RFC 9051 §6.3.2: the mailbox's LIST response instead of RECENT and UNSEEN.
+        attributes = await s.db(selectors.folder_attributes, folder)
+        s.untagged(f"LIST ({' '.join(attributes)}) \"/\" ".encode() + s.list_name(folder.name))
+    else:
+        s.untagged(f"{len(recent)} RECENT")
+    if snap.first_unseen_uid is not None and not s.rev2:
         seq = sel.seq_of(snap.first_unseen_uid)
         if seq is not None:
             s.untagged(f"OK [UNSEEN {seq}] first unseen message")
@@ -690,7 +737,7 @@ async def cmd_create(s: Session, c: Command) -> None:
     if len(c.args) not in (1, 2):
         raise bad("CREATE needs a mailbox name")
     assert s.account is not None
-    name = s.mailbox_name(c.args[0])
+    name = s.mailbox_name(c.args[0], invalid="CANNOT")
     special = ""
     if len(c.args) == 2:
         opts = c.args[1]
@@ -704,11 +751,15 @@ async def cmd_create(s: Session, c: Command) -> None:
                 raise no("that special use is not supported", "USEATTR")
             special = match[0]
     try:
-        await s.db(store.folder_create, account=s.account, name=name, special_use=special)
+        await s.db(store.folder_create, account=s.account, name=name, special_use=special, subscribe=False)
     except store.FolderExists as exc:
         raise no(str(exc), "ALREADYEXISTS") from None
     except store.FolderError as exc:
         raise no(str(exc), "CANNOT") from None
+    requested = s.decode_name(astring(c.args[0])).rstrip(Folder.DELIMITER)
+    if s.rev2 and requested != name:
+        # RFC 9051 §6.3.4: a name the server normalised (INBOX's case) is reported with OLDNAME.
+        s.untagged(b'LIST () "/" ' + s.list_name(name) + b' ("OLDNAME" (' + s.list_name(requested) + b"))")
     await s.finish(c.tag, "OK", "CREATE completed")
 
 
@@ -716,17 +767,16 @@ async def cmd_delete(s: Session, c: Command) -> None:
     if len(c.args) != 1:
         raise bad("DELETE needs a mailbox name")
     assert s.account is not None
-    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
+    folder = await s.folder_or_no(s.mailbox_name(c.args[0]), placeholder=True)
     if folder.is_inbox:
         raise no("INBOX cannot be deleted", "CANNOT")
-    children = await s.db(lambda: Folder.objects.filter(
-        account=s.account, name__startswith=folder.name + Folder.DELIMITER).exists())
-    if children:
-        # RFC 3501 §6.3.4: a folder with inferiors would keep its name as \Noselect, which
-        # this store does not model; refuse instead of deleting more than asked.
-        raise no("the mailbox has child mailboxes; delete them first", "INUSE")
     try:
+        # RFC 3501 §6.3.4: a folder with children loses its messages and stays as \Noselect.
         await s.db(store.folder_delete, account=s.account, folder=folder)
+    except store.FolderHasChildren as exc:
+        raise no(str(exc), "HASCHILDREN") from None
+    except store.FolderNotFound as exc:
+        raise no(str(exc), "NONEXISTENT") from None
     except store.FolderError as exc:
         raise no(str(exc), "CANNOT") from None
     if s.selected is not None and s.selected.folder.pk == folder.pk:
@@ -739,12 +789,14 @@ async def cmd_rename(s: Session, c: Command) -> None:
     if len(c.args) != 2:
         raise bad("RENAME needs two mailbox names")
     assert s.account is not None
-    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
-    new_name = s.mailbox_name(c.args[1])
+    folder = await s.folder_or_no(s.mailbox_name(c.args[0]), placeholder=True)
+    new_name = s.mailbox_name(c.args[1], invalid="CANNOT")
     try:
         await s.db(store.folder_rename, account=s.account, folder=folder, new_name=new_name)
     except store.FolderExists as exc:
         raise no(str(exc), "ALREADYEXISTS") from None
+    except store.FolderNotFound as exc:
+        raise no(str(exc), "NONEXISTENT") from None
     except store.FolderError as exc:
         raise no(str(exc), "CANNOT") from None
     await s.finish(c.tag, "OK", "RENAME completed")
@@ -754,8 +806,9 @@ async def _subscribe(s: Session, c: Command, subscribed: bool) -> None:
     if len(c.args) != 1:
         raise bad(f"{c.name} needs a mailbox name")
     assert s.account is not None
-    folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
-    await s.db(store.folder_subscribe, account=s.account, folder=folder, subscribed=subscribed)
+    # A subscription is a name: it may name no mailbox at all (RFC 3501 §6.3.6).
+    # UNSUBSCRIBE of a name that is not subscribed is a no-op that succeeds, as in Dovecot.
+    await s.db(store.folder_subscribe, account=s.account, name=s.mailbox_name(c.args[0]), subscribed=subscribed)
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
@@ -777,10 +830,6 @@ def _pattern_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(ch))
     return re.compile("^" + "".join(out) + "$", re.DOTALL)
-
-
-def _list_name(name: str) -> bytes:
-    return fmt.astring(encode(name)) if name != "INBOX" else b"INBOX"
 
 
 _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
@@ -836,8 +885,8 @@ async def _list(s: Session, c: Command, *, lsub: bool) -> None:
         raise bad(f"{c.name} needs a reference and a mailbox pattern")
     raw_patterns = args[1] if isinstance(args[1], list) and not lsub else [args[1]]
     try:
-        reference = decode(astring(args[0]))
-        patterns = [decode(astring(p)) for p in raw_patterns]
+        reference = s.decode_name(astring(args[0]))
+        patterns = [s.decode_name(astring(p)) for p in raw_patterns]
     except Utf7Error as exc:
         raise bad(str(exc)) from None
     word = "LSUB" if lsub else "LIST"
@@ -853,50 +902,70 @@ async def _list(s: Session, c: Command, *, lsub: bool) -> None:
         if full[:5].upper() == "INBOX":
             regexes.append(_pattern_regex("INBOX" + full[5:]))
     folders = await s.db(selectors.folders_list, s.account)
-    names = sorted(f.name for f in folders)
+    by_name = {f.name: f for f in folders}
+    names = sorted(by_name)
+    subscribed = await s.db(selectors.subscriptions, s.account) if (
+        lsub or "SUBSCRIBED" in selection or "SUBSCRIBED" in returns) else set()
     subscribed_only = "SUBSCRIBED" in selection
     special_only = "SPECIAL-USE" in selection
     show_subscribed = subscribed_only or "SUBSCRIBED" in returns
 
-    def has_child(name: str, predicate: Callable[[Folder], bool] | None = None) -> bool:
+    def matches(name: str) -> bool:
+        return any(r.match(name) for r in regexes)
+
+    def has_child(name: str) -> bool:
         prefix = name + "/"
         start = bisect.bisect_left(names, prefix)
-        if predicate is None:
-            return start < len(names) and names[start].startswith(prefix)
-        return any(f.name.startswith(prefix) and predicate(f) for f in folders)
+        return start < len(names) and names[start].startswith(prefix)
 
-    for folder in folders:
-        if not any(r.match(folder.name) for r in regexes):
+    def parents(name: str) -> list[str]:
+        parts = name.split("/")
+        return ["/".join(parts[:depth]) for depth in range(1, len(parts))]
+
+    # RFC 3501 §6.3.9 (LSUB) and RFC 5258 §3.5 (RECURSIVEMATCH): a name that does not match
+    # itself is still listed when a subscribed child of it is hidden by the pattern ("%").
+    child_subscribed: set[str] = set()
+    if lsub or "RECURSIVEMATCH" in selection:
+        for name in subscribed:
+            for parent in parents(name):
+                if not matches(name) or "RECURSIVEMATCH" in selection:
+                    child_subscribed.add(parent)
+    if lsub or subscribed_only:
+        candidates = sorted(subscribed | {n for n in child_subscribed if matches(n)})
+    else:
+        candidates = names
+    for name in candidates:
+        if not matches(name):
             continue
-        selected_by_option = ((not subscribed_only or folder.subscribed)
-                              and (not special_only or folder.special_use not in ("", Folder.SpecialUse.INBOX)))
-        child_info = ""
-        lsub_noselect = False
+        folder = by_name.get(name)
+        is_subscribed = name in subscribed
         if lsub:
-            if not folder.subscribed:
-                # RFC 3501 §6.3.9: an unsubscribed parent of a subscribed folder that "%" hides
-                # is listed with \Noselect.
-                lsub_noselect = has_child(folder.name, lambda f: f.subscribed and not any(
-                    r.match(f.name) for r in regexes))
-                if not lsub_noselect:
-                    continue
-        elif not selected_by_option:
-            if ("RECURSIVEMATCH" in selection and subscribed_only
-                    and has_child(folder.name, lambda f: f.subscribed)):
-                child_info = ' ("CHILDINFO" ("SUBSCRIBED"))'
-            else:
-                continue
-        attrs = ["\\Noselect"] if lsub_noselect else []
-        if not lsub:
-            attrs.append("\\HasChildren" if has_child(folder.name) else "\\HasNoChildren")
-            if show_subscribed and folder.subscribed:
-                attrs.append("\\Subscribed")
-            if folder.special_use and folder.special_use != Folder.SpecialUse.INBOX:
-                attrs.append(folder.special_use)
-        s.untagged(f"{word} ({' '.join(attrs)}) \"/\" ".encode() + _list_name(folder.name) + child_info.encode())
-        if status_items:
+            attrs = [] if is_subscribed and folder is not None and not folder.noselect else ["\\Noselect"]
+            s.untagged(f"LSUB ({' '.join(attrs)}) \"/\" ".encode() + s.list_name(name))
+            continue
+        child_info = ""
+        if special_only and (folder is None or folder.special_use in ("", Folder.SpecialUse.INBOX)):
+            continue
+        if subscribed_only and not is_subscribed:
+            # Listed only for CHILDINFO (RFC 5258 §3.5): a subscribed child exists below it.
+            child_info = ' ("CHILDINFO" ("SUBSCRIBED"))'
+        elif "RECURSIVEMATCH" in selection and subscribed_only and name in child_subscribed:
+            child_info = ' ("CHILDINFO" ("SUBSCRIBED"))'
+        attrs = []
+        if folder is None:
+            attrs.append("\\NonExistent")
+        elif folder.noselect:
+            attrs.append("\\Noselect")
+        if folder is not None or has_child(name):
+            attrs.append("\\HasChildren" if has_child(name) else "\\HasNoChildren")
+        if show_subscribed and is_subscribed:
+            attrs.append("\\Subscribed")
+        if folder is not None and folder.special_use and folder.special_use != Folder.SpecialUse.INBOX:
+            attrs.append(folder.special_use)
+        s.untagged(f"{word} ({' '.join(attrs)}) \"/\" ".encode() + s.list_name(name) + child_info.encode())
+        if status_items and folder is not None and not folder.noselect:
             st = await s.db(selectors.folder_status, folder)
-            s.untagged(b"STATUS " + _list_name(folder.name) + f" ({_status_text(st, status_items)})".encode())
+            s.untagged(b"STATUS " + s.list_name(name) + f" ({_status_text(st, status_items)})".encode())
     await s.finish(c.tag, "OK", f"{c.name} completed")
 
 
@@ -908,12 +977,15 @@ async def cmd_lsub(s: Session, c: Command) -> None:
     await _list(s, c, lsub=True)
 
 
-STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED"}
+STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED",
+                "DELETED-STORAGE"}
 
 
 def _status_text(st: selectors.FolderStatus, items: list[str]) -> str:
+    # DELETED-STORAGE (RFC 9208): what EXPUNGE would free, in the STORAGE unit (KiB).
     values = {"MESSAGES": st.messages, "RECENT": st.recent, "UIDNEXT": st.uid_next, "UIDVALIDITY": st.uidvalidity,
-              "UNSEEN": st.unseen, "HIGHESTMODSEQ": st.highest_modseq, "SIZE": st.size, "DELETED": st.deleted}
+              "UNSEEN": st.unseen, "HIGHESTMODSEQ": st.highest_modseq, "SIZE": st.size, "DELETED": st.deleted,
+              "DELETED-STORAGE": (st.deleted_size + 1023) // 1024}
     return " ".join(f"{i} {values[i]}" for i in items)
 
 
@@ -925,7 +997,7 @@ async def cmd_status(s: Session, c: Command) -> None:
         raise bad("unknown STATUS item")
     folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
     st = await s.db(selectors.folder_status, folder)
-    s.untagged(b"STATUS " + _list_name(folder.name) + f" ({_status_text(st, items)})".encode())
+    s.untagged(b"STATUS " + s.list_name(folder.name) + f" ({_status_text(st, items)})".encode())
     await s.finish(c.tag, "OK", "STATUS completed")
 
 
@@ -1018,7 +1090,7 @@ async def cmd_getquotaroot(s: Session, c: Command) -> None:
     folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
     assert s.account is not None
     _, limit = await s.db(selectors.account_usage, s.account)
-    s.untagged(b"QUOTAROOT " + _list_name(folder.name) + (b' ""' if limit else b""))
+    s.untagged(b"QUOTAROOT " + s.list_name(folder.name) + (b' ""' if limit else b""))
     await _quota_response(s)
     await s.finish(c.tag, "OK", "GETQUOTAROOT completed")
 
@@ -1376,6 +1448,8 @@ async def cmd_search(s: Session, c: Command) -> None:
         if any(o not in ("MIN", "MAX", "ALL", "COUNT", "SAVE") for o in esearch):
             raise bad("unknown RETURN option")
         args = args[2:]
+    if esearch is None and s.rev2:
+        esearch = ["ALL"]  # RFC 9051 §6.4.4: IMAP4rev2 answers SEARCH with ESEARCH
     charset, key = search_program(args)
     if charset is not None and charset not in ("UTF-8", "US-ASCII"):
         raise no("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
@@ -1499,8 +1573,10 @@ _COMMANDS: list[tuple[tuple[State, ...], str, Handler]] = [
     ((State.NOT_AUTHENTICATED,), "STARTTLS", cmd_starttls),
     ((State.NOT_AUTHENTICATED,), "LOGIN", cmd_login),
     ((State.NOT_AUTHENTICATED,), "AUTHENTICATE", cmd_authenticate),
-    (_AUTH, "ENABLE", cmd_enable),
+    # RFC 5161 §3.1 and RFC 9051 §6.3.1: only in the authenticated state, before a SELECT.
+    ((State.AUTHENTICATED,), "ENABLE", cmd_enable),
     (_AUTH, "NAMESPACE", cmd_namespace),
+    (_AUTH, "COMPRESS", cmd_compress),
     (_AUTH, "SELECT", cmd_select),
     (_AUTH, "EXAMINE", cmd_examine),
     (_AUTH, "CREATE", cmd_create),

@@ -1,4 +1,4 @@
-from .mail import Blob, Folder, FolderChange, FolderEntry, Message
+from .mail import Blob, Folder, FolderChange, FolderEntry, Message, Subscription
 from .queue import OutboundMessage, OutboundRecipient
 from .tenants import Account, Alias, Domain, Tenant
 
@@ -13,5 +13,6 @@ __all__ = [
     "Message",
     "OutboundMessage",
     "OutboundRecipient",
+    "Subscription",
     "Tenant",
 ]

@@ -41,7 +41,9 @@ class Folder(models.Model):
     # Full hierarchical name with DELIMITER; "INBOX" is always spelt so.
     name = models.CharField(max_length=1000)
     special_use = models.CharField(max_length=16, choices=SpecialUse.choices, blank=True, default="")
-    subscribed = models.BooleanField(default=True)
+    # A name kept only because it has children (IMAP DELETE of a parent, RFC 3501 §6.3.4): it
+    # holds no messages, cannot be selected or receive mail, and is listed as \Noselect.
+    noselect = models.BooleanField(default=False)
     uidvalidity = models.BigIntegerField()
     uid_next = models.BigIntegerField(default=1)
     highest_modseq = models.BigIntegerField(default=1)
@@ -77,6 +79,21 @@ class Folder(models.Model):
     @property
     def depth(self) -> int:
         return self.name.count(self.DELIMITER)
+
+
+class Subscription(models.Model):
+    """A subscribed mailbox name (IMAP SUBSCRIBE, RFC 3501 §6.3.6): a name, not a folder, so it
+    outlives DELETE and may name a mailbox that does not exist."""
+
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="subscriptions")
+    name = models.CharField(max_length=1000)
+
+    class Meta:
+        ordering = ["account", "name"]
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="subscription_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class Message(models.Model):

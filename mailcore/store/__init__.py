@@ -22,7 +22,15 @@ from .deliver import (
     message_deliver,
     recipient_resolve,
 )
-from .errors import FolderError, FolderExists, FolderNotFound, MessageTooLarge, QuotaExceeded, StoreError
+from .errors import (
+    FolderError,
+    FolderExists,
+    FolderHasChildren,
+    FolderNotFound,
+    MessageTooLarge,
+    QuotaExceeded,
+    StoreError,
+)
 from .folders import (
     SPECIAL_FOLDERS,
     folder_create,
@@ -55,6 +63,7 @@ __all__ = [
     "FlagsResult",
     "FolderError",
     "FolderExists",
+    "FolderHasChildren",
     "FolderNotFound",
     "MessageTooLarge",
     "QuotaExceeded",

@@ -24,6 +24,7 @@ from mailcore.events import mail_changed, publish_on_commit
 from mailcore.mime import ParsedMessage, parse_message
 from mailcore.models import Message
 
+from .errors import FolderNotFound
 from .sql import fetch_all
 from .threads import thread_lookup
 
@@ -146,14 +147,14 @@ def allocate_uids(folder_id: int, count: int, *, unseen: int = 0, size: int = 0)
             SET uid_next = uid_next + %s, highest_modseq = highest_modseq + 1,
                 total_count = total_count + %s, unseen_count = unseen_count + %s,
                 total_size = total_size + %s
-            WHERE id = %s
+            WHERE id = %s AND NOT noselect
             RETURNING uid_next - %s, highest_modseq
             """,
             [count, count, unseen, size, folder_id, count],
         )
         row = cur.fetchone()
     if row is None:
-        raise LookupError(f"folder {folder_id} does not exist")
+        raise FolderNotFound("the folder does not exist (or holds no messages: \\Noselect)")
     return int(row[0]), int(row[1])
 
 
@@ -170,7 +171,7 @@ def bump_modseq(folder_id: int, *, count_delta: int = 0, unseen_delta: int = 0, 
         )
         row = cur.fetchone()
     if row is None:
-        raise LookupError(f"folder {folder_id} does not exist")
+        raise FolderNotFound("the folder does not exist")
     return int(row[0])
 
 
@@ -251,7 +252,7 @@ def _store_sql(*, enforce_quota: bool, threads_sql: str) -> str:
         SET uid_next = f.uid_next + c.n, highest_modseq = f.highest_modseq + 1,
             total_count = f.total_count + c.n, unseen_count = f.unseen_count + c.unseen,
             total_size = f.total_size + c.n * %s
-        FROM counts c WHERE f.id = c.folder_id
+        FROM counts c WHERE f.id = c.folder_id AND NOT f.noselect
         RETURNING f.id, f.uid_next - c.n AS first_uid, f.highest_modseq AS modseq
     ), entries AS (
         INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at)
@@ -380,7 +381,7 @@ def store_copies(
         )
     for folder_id, account_id in account_of.items():
         if folder_id not in modseq_of:
-            raise LookupError(f"folder {folder_id} does not exist")
+            raise FolderNotFound("the folder does not exist (or holds no messages: \\Noselect)")
         publish_on_commit(account_id, mail_changed(account_id, folder_id, "exists", modseq_of[folder_id]))
     return outcome
 

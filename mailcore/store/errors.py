@@ -13,8 +13,12 @@ class FolderError(StoreError):
     pass
 
 
-class FolderNotFound(FolderError):
-    pass
+class FolderNotFound(FolderError, LookupError):
+    """No such folder, or one that holds no messages (a \\Noselect placeholder)."""
+
+
+class FolderHasChildren(FolderError):
+    """A \\Noselect placeholder cannot be deleted while it has children (RFC 3501 §6.3.4)."""
 
 
 class FolderExists(FolderError):

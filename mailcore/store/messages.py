@@ -31,6 +31,11 @@ FlagMode = Literal["set", "add", "remove"]
 _FLAG_NAMES = ("seen", "answered", "flagged", "deleted", "draft")
 
 
+def _lock_account(account_id: int) -> None:
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM mailcore_account WHERE id = %s FOR UPDATE", [account_id])
+
+
 def _lock_folders(folder_ids: Iterable[int]) -> None:
     ids = sorted(set(folder_ids))
     if ids:
@@ -315,6 +320,9 @@ def folder_expunge(
     a reference. Returns the expunged UIDs in ascending order.
     """
     _check_folder(account, folder)
+    # The account row first, then the folder: the order of APPEND and delivery (quota, then
+    # UIDs), since releasing messages here updates the account's quota after the folder lock.
+    _lock_account(account.pk)
     _lock_folders([folder.pk])
     qs = _lean_entries(folder, uids)
     if only_deleted:

@@ -23,7 +23,8 @@ FLAGGED = "\\Flagged"
 
 def _sidebar_context(account: Account, current: Folder | None) -> dict[str, object]:
     folders = selectors.folders_for_account(account)
-    return {"folders": folders, "current": current, "move_targets": [f for f in folders if f != current]}
+    return {"folders": folders, "current": current,
+            "move_targets": [f for f in folders if f != current and not f.noselect]}
 
 
 @require_GET

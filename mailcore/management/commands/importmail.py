@@ -27,7 +27,8 @@ class Command(BaseCommand):
         account = Account.objects.filter(address=canonical, domain__isnull=False).first()
         if account is None:
             raise CommandError(f"there is no mailbox {address}")
-        folders: dict[str, Folder] = {f.name: f for f in Folder.objects.filter(account=account)}
+        # A \Noselect placeholder is left out: folder_create makes it selectable again.
+        folders: dict[str, Folder] = {f.name: f for f in Folder.objects.filter(account=account, noselect=False)}
         counts: dict[str, int] = {}
         try:
             for item in read_source(Path(path), canonical_folder(folder) if folder else None):
@@ -38,7 +39,7 @@ class Command(BaseCommand):
                         target = folders.get(name) or store.folder_create(account=account, name=name)
                     except store.StoreError as exc:
                         raise CommandError(f"cannot create folder {item.folder!r}: {exc}") from None
-                    folders = {f.name: f for f in Folder.objects.filter(account=account)}
+                    folders = {f.name: f for f in Folder.objects.filter(account=account, noselect=False)}
                 try:
                     store.message_append(
                         account=account, folder=target, raw=item.raw, flags=item.flags, internal_date=item.received_at

@@ -116,7 +116,7 @@ def test_fetch_exact_wire_format(imap_port: int, alice: Account) -> None:
     raw.cmd("b", "SELECT INBOX")
     lines = raw.cmd("c", "FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (Subject)] UID MODSEQ)")
     text = b"".join(lines)
-    assert text.startswith(b"* 1 FETCH (FLAGS (\\Flagged $Work \\Recent) BODY[HEADER.FIELDS (SUBJECT)] {19}\r\n"
+    assert text.startswith(b"* 1 FETCH (FLAGS (\\Flagged $Work \\Recent) BODY[HEADER.FIELDS (Subject)] {19}\r\n"
                            b"Subject: Report\r\n\r\n UID 1 MODSEQ (")
     assert lines[-1] == b"c OK FETCH completed\r\n"
     assert raw.cmd("d", "FETCH 5 FLAGS")[-1].startswith(b"d BAD")

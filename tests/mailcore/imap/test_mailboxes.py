@@ -145,8 +145,7 @@ def test_list_extended_selection_return_and_status(imap_port: int, alice: Accoun
     inbox = Folder.objects.get(account=alice, name="INBOX")
     store.message_append(account=alice, folder=inbox, raw=make_message())
     store.folder_create(account=alice, name="Lists/Dev")
-    lists = Folder.objects.get(account=alice, name="Lists")
-    store.folder_subscribe(account=alice, folder=lists, subscribed=False)
+    store.folder_subscribe(account=alice, name="Lists", subscribed=False)
     raw = Raw(imap_port)
     raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
     lines = raw.cmd("b", 'LIST (SUBSCRIBED RECURSIVEMATCH) "" "Lists*"')
@@ -163,11 +162,93 @@ def test_list_extended_selection_return_and_status(imap_port: int, alice: Accoun
 
 def test_lsub_shows_an_unsubscribed_parent_as_noselect(imap_port: int, alice: Account) -> None:
     store.folder_create(account=alice, name="Lists/Dev")
-    lists = Folder.objects.get(account=alice, name="Lists")
-    store.folder_subscribe(account=alice, folder=lists, subscribed=False)
+    store.folder_subscribe(account=alice, name="Lists", subscribed=False)
     raw = Raw(imap_port)
     raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
     assert b'* LSUB (\\Noselect) "/" Lists\r\n' in raw.cmd("b", 'LSUB "" "%"')
     lines = raw.cmd("c", 'LSUB "" "*"')
     assert b'* LSUB () "/" Lists/Dev\r\n' in lines and not any(b'"/" Lists\r\n' in line for line in lines)
+    raw.close()
+
+
+def test_delete_of_a_parent_leaves_it_noselect_for_its_children(imap_port: int, alice: Account) -> None:
+    work = store.folder_create(account=alice, name="Work/Clients")
+    parent = Folder.objects.get(account=alice, name="Work")
+    store.message_append(account=alice, folder=parent, raw=make_message())
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    assert raw.cmd("b", "DELETE Work")[-1] == b"b OK DELETE completed\r\n"
+    lines = raw.cmd("c", 'LIST "" "Work*"')
+    assert lines[:2] == [b'* LIST (\\Noselect \\HasChildren) "/" Work\r\n',
+                         b'* LIST (\\HasNoChildren) "/" Work/Clients\r\n']
+    for tag, command in (("d", "SELECT Work"), ("e", "EXAMINE Work"), ("f", "STATUS Work (MESSAGES)")):
+        reply = raw.cmd(tag, command)[-1]
+        assert reply.startswith(tag.encode() + b" NO [NONEXISTENT]") and b"Noselect" in reply
+    reply = raw.cmd("g", "APPEND Work {5+}\r\nhello")[-1]
+    assert reply.startswith(b"g NO [TRYCREATE]")
+    raw.cmd("h", "SELECT INBOX")
+    store.message_append(account=alice, folder=Folder.objects.get(account=alice, name="INBOX"), raw=make_message())
+    raw.cmd("i", "NOOP")
+    assert raw.cmd("j", "COPY 1 Work")[-1].startswith(b"j NO [TRYCREATE]")
+    assert raw.cmd("k", "MOVE 1 Work")[-1].startswith(b"k NO [TRYCREATE]")
+    assert raw.cmd("l", "STATUS INBOX (MESSAGES)")[0] == b"* STATUS INBOX (MESSAGES 1)\r\n"
+    # A \Noselect name that still has children cannot be deleted (RFC 3501 §6.3.4).
+    assert raw.cmd("m", "DELETE Work")[-1].startswith(b"m NO [HASCHILDREN]")
+    # LIST-STATUS gives no STATUS for a \Noselect name (RFC 5819).
+    lines = raw.cmd("n", 'LIST "" "Work" RETURN (STATUS (MESSAGES))')
+    assert lines == [b'* LIST (\\Noselect \\HasChildren) "/" Work\r\n', b"n OK LIST completed\r\n"]
+    # CREATE makes it a mailbox again, with a UIDVALIDITY never seen before.
+    assert raw.cmd("o", "CREATE Work")[-1] == b"o OK CREATE completed\r\n"
+    lines = raw.cmd("p", "SELECT Work")
+    assert lines[-1].startswith(b"p OK [READ-WRITE]") and b"* 0 EXISTS\r\n" in lines
+    validity = next(int(x.split()[3][:-1]) for x in lines if b"UIDVALIDITY" in x)
+    assert validity > parent.uidvalidity
+    # The last child going takes the placeholder with it.
+    raw.cmd("q", "UNSELECT")
+    raw.cmd("r", "DELETE Work")
+    raw.cmd("s", "DELETE Work/Clients")
+    assert raw.cmd("t", 'LIST "" "Work*"') == [b"t OK LIST completed\r\n"]
+    assert not Folder.objects.filter(account=alice, name__startswith="Work").exists()
+    assert work.name == "Work/Clients"
+    raw.close()
+
+
+def test_subscriptions_outlive_their_mailboxes(imap_port: int, alice: Account) -> None:
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    assert raw.cmd("b", "SUBSCRIBE Someday")[-1] == b"b OK SUBSCRIBE completed\r\n"
+    raw.cmd("c", "CREATE Gone")
+    raw.cmd("d", "SUBSCRIBE Gone")
+    raw.cmd("e", "DELETE Gone")
+    lines = raw.cmd("f", 'LSUB "" "*"')
+    assert b'* LSUB (\\Noselect) "/" Someday\r\n' in lines and b'* LSUB (\\Noselect) "/" Gone\r\n' in lines
+    assert b'* LSUB () "/" INBOX\r\n' in lines
+    lines = raw.cmd("g", 'LIST (SUBSCRIBED) "" "*"')
+    assert b'* LIST (\\NonExistent \\Subscribed) "/" Someday\r\n' in lines
+    assert b'* LIST (\\NonExistent \\Subscribed) "/" Gone\r\n' in lines
+    assert b'* LIST (\\HasNoChildren \\Subscribed) "/" INBOX\r\n' in lines
+    # RETURN (SUBSCRIBED) without the selection option lists mailboxes only.
+    lines = raw.cmd("h", 'LIST "" "*" RETURN (SUBSCRIBED)')
+    assert not any(b"Someday" in line or b"Gone" in line for line in lines)
+    assert b'* LIST (\\HasNoChildren \\Subscribed \\Sent) "/" Sent\r\n' in lines
+    # CREATE does not subscribe; a rename carries the subscription along.
+    raw.cmd("i", "CREATE Plans")
+    assert not any(b"Plans" in line for line in raw.cmd("j", 'LSUB "" "*"'))
+    raw.cmd("k", "SUBSCRIBE Plans")
+    raw.cmd("l", "RENAME Plans Projects")
+    lines = raw.cmd("m", 'LSUB "" "*"')
+    assert b'* LSUB () "/" Projects\r\n' in lines and not any(b"Plans" in line for line in lines)
+    assert raw.cmd("n", "UNSUBSCRIBE Someday")[-1] == b"n OK UNSUBSCRIBE completed\r\n"
+    assert not any(b"Someday" in line for line in raw.cmd("o", 'LSUB "" "*"'))
+    raw.close()
+
+
+def test_names_that_cannot_exist_are_nonexistent_to_look_up_and_cannot_to_create(imap_port: int,
+                                                                                 alice: Account) -> None:
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    assert raw.cmd("b", 'SELECT ""')[-1].startswith(b"b NO [NONEXISTENT]")
+    assert raw.cmd("c", 'STATUS "a//b" (MESSAGES)')[-1].startswith(b"c NO [NONEXISTENT]")
+    assert raw.cmd("d", 'CREATE "a//b"')[-1].startswith(b"d NO [CANNOT]")
+    assert raw.cmd("e", 'RENAME Sent ""')[-1].startswith(b"e NO [CANNOT]")
     raw.close()

@@ -38,7 +38,8 @@ def test_fetch_section_with_spaces_is_one_atom() -> None:
     items = fetch_items(cmd.args[1])
     assert [i.name for i in items] == ["UID", "BODY"]
     assert items[1].peek and items[1].partial == (0, 100)
-    assert items[1].label() == "BODY[HEADER.FIELDS (FROM TO)]<0>"
+    assert items[1].label() == "BODY[HEADER.FIELDS (From To)]<0>"  # echoed as asked
+    assert items[1].section == "HEADER.FIELDS (FROM TO)"
 
 
 @pytest.mark.parametrize("bad", [b"a FETCH 1 (BODY[0])\r\n", b"a FETCH 1 (BODY[HEADER.FIELDS])\r\n",

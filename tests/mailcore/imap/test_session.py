@@ -13,6 +13,7 @@ class FakeIO:
     is_tls = False
     is_loopback = False
     starttls_available = True
+    compressing = False
 
     def __init__(self) -> None:
         self.written = b""
@@ -25,6 +26,9 @@ class FakeIO:
 
     async def starttls(self) -> None:
         self.is_tls = True
+
+    async def start_compression(self) -> None:
+        self.compressing = True
 
 
 def run(session: Session, *lines: bytes) -> bytes:

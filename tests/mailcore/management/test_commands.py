@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
+from mailcore import store
 from mailcore.models import Account, Domain, Folder, FolderEntry, Message, Tenant
 from tests.conftest import PASSWORD, make_message
 
@@ -141,3 +142,16 @@ def test_importmail_refuses_a_file_that_is_not_mail(alice, tmp_path):
     junk.write_text("just some notes\n")
     with pytest.raises(CommandError, match="neither an mbox"):
         run("importmail", "alice@a.test", str(junk))
+
+
+def test_importmail_into_a_placeholder_path_revives_it(alice, tmp_path):
+    store.folder_create(account=alice, name="Archive2/Child")
+    store.folder_delete(account=alice, folder=Folder.objects.get(account=alice, name="Archive2"))
+    source = tmp_path / "one.mbox"
+    box = mailbox.mbox(str(source))
+    box.add(mailbox.mboxMessage(make_message(subject="old")))
+    box.flush()
+    box.close()
+    call_command("importmail", "alice@a.test", str(source), "--folder", "Archive2")
+    folder = Folder.objects.get(account=alice, name="Archive2")
+    assert not folder.noselect and folder.total_count == 1
