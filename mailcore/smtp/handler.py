@@ -25,7 +25,8 @@ from mailcore.store import RecipientKind, Resolution
 from mailcore.store.errors import MessageTooLarge
 
 from . import policy, replies
-from .authresults import authentication_results, strip_forged_results
+from .authresults import AuthVerdict, message_authenticate, strip_forged_results
+from .dmarc import Disposition
 from .trace import TlsInfo, new_queue_id, received_header, return_path_header, with_protocol
 
 if TYPE_CHECKING:
@@ -156,18 +157,26 @@ class MailHandler:
         account: Account | None, smtputf8: bool, client_ip: str, helo: str, queue_id: str,
     ) -> str:
         prefix = received
+        junk = False
         if not self.role.is_submission:
             raw = strip_forged_results(raw, self.hostname)
             # DNS work happens here, before the transaction opens.
-            prefix = authentication_results(
+            verdict = message_authenticate(
                 authserv_id=self.hostname, ip=client_ip, mail_from=mail_from, helo=helo, raw=raw
-            ) + prefix
+            )
+            if settings.SMTP_DMARC_ENFORCE:
+                refusal = _dmarc_refusal(verdict)
+                if refusal is not None:
+                    log.info("message %s from <%s> [%s] refused: %s", queue_id, mail_from, client_ip, refusal)
+                    return refusal
+                junk = verdict.disposition is Disposition.QUARANTINE
+            prefix = verdict.header + prefix
         relay_raw = prefix.encode("utf-8") + raw
         local_raw = return_path_header(mail_from).encode("utf-8") + relay_raw
         try:
             policy.message_accept(
                 local_raw=local_raw, relay_raw=relay_raw, mail_from=mail_from, local=local, remote=remote,
-                account=account, smtputf8=smtputf8,
+                account=account, smtputf8=smtputf8, junk=junk,
             )
         except policy.MailboxFullAtDelivery as exc:
             return replies.MAILBOX_FULL.format(address=exc.args[0])
@@ -177,3 +186,13 @@ class MailHandler:
             log.warning("storage error for %s: %s", queue_id, exc)
             return replies.STORAGE_ERROR
         return replies.QUEUED.format(id=queue_id)
+
+
+def _dmarc_refusal(verdict: AuthVerdict) -> str | None:
+    """The 5xx reply for a message DMARC says to refuse, or None (RFC 7489 §6.6.1, §6.6.4)."""
+    if verdict.from_error:
+        return replies.FROM_UNUSABLE.format(reason=verdict.from_error)
+    for result in verdict.dmarc:
+        if result.disposition is Disposition.REJECT:
+            return replies.DMARC_REJECT.format(domain=result.from_domain)
+    return None

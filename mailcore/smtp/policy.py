@@ -104,17 +104,21 @@ def message_accept(
     remote: Sequence[str],
     account: Account | None = None,
     smtputf8: bool = False,
+    junk: bool = False,
 ) -> Stored:
     """Deliver ``local_raw`` to local recipients and queue ``relay_raw`` for remote ones and for
     alias forwards, in ONE transaction: either everything is committed or nothing is.
 
     ``local_raw`` carries Return-Path (final delivery); ``relay_raw`` does not (RFC 5321 §4.4).
+    ``junk`` files the local copies in each recipient's Junk folder (DMARC ``p=quarantine``).
     """
     stored = Stored()
     with transaction.atomic():
         forwards: list[str] = []
         if local:
-            delivery = message_deliver(raw=local_raw, recipients=list(local), parsed=parse_message(local_raw))
+            delivery = message_deliver(
+                raw=local_raw, recipients=list(local), parsed=parse_message(local_raw), junk=junk
+            )
             for result in delivery.recipients:
                 if result.status is DeliveryStatus.OVER_QUOTA:
                     raise MailboxFullAtDelivery(result.address)
