@@ -134,7 +134,8 @@ class MailHandler:
             authenticated=bool(session.authenticated), smtputf8=envelope.smtp_utf8,
         )
         received = received_header(
-            helo=session.host_name or "unknown", client_ip=session.client_ip, by_host=self.hostname,
+            helo=session.host_name or "unknown", client_ip=session.client_ip, client_name=await session.client_name(),
+            by_host=self.hostname,
             protocol=protocol, queue_id=queue_id, tls=tls,
             recipient=envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None,
         )

@@ -34,6 +34,7 @@ from .parser import (
     find_bare_line_ending,
     parse_path_argument,
 )
+from .rdns import reverse_name
 
 if TYPE_CHECKING:
     from mailcore.models import Account
@@ -71,6 +72,7 @@ class Limits:
     max_auth_failures_per_connection: int = 3
     idle_timeout: float = 300.0  # RFC 5321 §4.5.3.2.7 asks for 5 minutes
     proxy_header_timeout: float = 5.0
+    rdns_timeout: float = 2.0  # total budget of the client's PTR and forward lookups
 
 
 class MailSession(Session):
@@ -78,6 +80,13 @@ class MailSession(Session):
         super().__init__(loop)
         self.account: Account | None = None
         self.tls_info: dict[str, Any] | None = None
+        self.rdns: asyncio.Task[str | None] | None = None  # started when the connection opens
+
+    async def client_name(self) -> str | None:
+        """The client's forward-confirmed reverse DNS name, or None (bounded: see rdns.py)."""
+        if self.rdns is None:
+            return None
+        return await self.rdns
 
     @property
     def client_ip(self) -> str:
@@ -192,6 +201,10 @@ class MailSMTP(SMTP):
                 self._proxy_peer = source
                 self.mail_session.peer = source  # type: ignore[assignment]
             self._reset_timeout()
+        # Looked up while the client greets us; awaited only when a message needs its Received:.
+        self.mail_session.rdns = self.loop.create_task(
+            reverse_name(self.mail_session.client_ip, timeout=self.limits.rdns_timeout)
+        )
         if self.role is Role.SUBMISSIONS:
             try:
                 await self._tls_upgrade(keep_buffered=True)
