@@ -148,6 +148,7 @@ class MailHandler:
                 self._store, raw=raw, received=received, mail_from=mail_from, local=local, remote=remote,
                 account=account, smtputf8=envelope.smtp_utf8, client_ip=session.client_ip,
                 helo=session.host_name or "", queue_id=queue_id,
+                dsn=policy.EnvelopeDsn(ret=envelope.dsn.ret, envid=envelope.dsn.envid, recipients=dict(envelope.rcpt_dsn)),
             )
         except Exception:  # noqa: BLE001 - whatever went wrong, nothing was committed
             log.exception("storing message %s failed", queue_id)
@@ -156,6 +157,7 @@ class MailHandler:
     def _store(
         self, *, raw: bytes, received: str, mail_from: str, local: list[Resolution], remote: list[str],
         account: Account | None, smtputf8: bool, client_ip: str, helo: str, queue_id: str,
+        dsn: policy.EnvelopeDsn,
     ) -> str:
         prefix = received
         junk = False
@@ -177,7 +179,7 @@ class MailHandler:
         try:
             policy.message_accept(
                 local_raw=local_raw, relay_raw=relay_raw, mail_from=mail_from, local=local, remote=remote,
-                account=account, smtputf8=smtputf8, junk=junk,
+                account=account, smtputf8=smtputf8, junk=junk, dsn=dsn,
             )
         except policy.MailboxFullAtDelivery as exc:
             return replies.MAILBOX_FULL.format(address=exc.args[0])

@@ -27,6 +27,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 from mailcore.net.proxy import ProxyError, read_proxy_header
 
 from . import replies
+from .dsn import DsnParamError, MailDsn, RcptDsn, mail_dsn_params, rcpt_dsn_params
 from .parser import (
     MAX_RECEIVED_HEADERS,
     PathError,
@@ -106,6 +107,8 @@ class MailEnvelope(Envelope):
         self.chunks: list[bytes] | None = None  # BDAT in progress
         self.chunk_bytes = 0
         self.bdat_error: str | None = None
+        self.dsn = MailDsn()  # RET, ENVID (RFC 3461)
+        self.rcpt_dsn: dict[str, RcptDsn] = {}  # NOTIFY, ORCPT by canonical recipient address
 
 
 @dataclass
@@ -304,6 +307,7 @@ class MailSMTP(SMTP):
             "SMTPUTF8",
             "ENHANCEDSTATUSCODES",
             "CHUNKING",
+            "DSN",
         ]
         if self.tls_context is not None and not self.tls_active:
             caps.append("STARTTLS")
@@ -461,6 +465,11 @@ class MailSMTP(SMTP):
         if smtputf8 and params.pop("SMTPUTF8") is not None:
             await self.push("501 5.5.4 SMTPUTF8 takes no value")
             return
+        try:
+            dsn = mail_dsn_params(params)
+        except DsnParamError as exc:
+            await self.push(f"501 5.5.4 {exc}")
+            return
         if params:
             await self.push(replies.PARAM_UNKNOWN.format(name=next(iter(params))))
             return
@@ -485,6 +494,7 @@ class MailSMTP(SMTP):
             envelope.declared_size = declared
             envelope.body_type = body
             envelope.smtp_utf8 = smtputf8
+            envelope.dsn = dsn
         await self.push(status)
 
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -503,11 +513,17 @@ class MailSMTP(SMTP):
         if not path.address:
             await self.push("553 5.1.3 The null path is not a recipient")
             return
-        if path.params:
-            if not session.extended_smtp:
-                await self.push(replies.SYNTAX_RCPT)
-            else:
-                await self.push(replies.PARAM_UNKNOWN.format(name=next(iter(path.params))))
+        params = path.params
+        if params and not session.extended_smtp:
+            await self.push(replies.SYNTAX_RCPT)
+            return
+        try:
+            dsn = rcpt_dsn_params(params)
+        except DsnParamError as exc:
+            await self.push(f"501 5.5.4 {exc}")
+            return
+        if params:
+            await self.push(replies.PARAM_UNKNOWN.format(name=next(iter(params))))
             return
         if len(envelope.rcpt_tos) >= self.limits.max_recipients:
             await self.push(replies.TOO_MANY_RECIPIENTS)
@@ -519,6 +535,7 @@ class MailSMTP(SMTP):
         if status.startswith("250") and resolution is not None and resolution.address not in envelope.rcpt_tos:
             envelope.rcpt_tos.append(resolution.address)
             envelope.resolutions.append(resolution)
+            envelope.rcpt_dsn[resolution.address] = dsn
         await self.push(status)
 
     async def _data_allowed(self) -> str | None:

@@ -26,7 +26,7 @@ def test_ehlo_advertises_extensions_and_starttls_but_never_auth(mx) -> None:
     lines = text.decode().split("\n")
     assert lines[0] == "mx.test"
     assert lines[1:] == [
-        "PIPELINING", "SIZE 26214400", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "STARTTLS"
+        "PIPELINING", "SIZE 26214400", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "DSN", "STARTTLS"
     ]
     client.starttls()
     code, text = client.ehlo()
