@@ -149,6 +149,7 @@ class AuthVerdict:
     header: str  # the full Authentication-Results: field, CRLF-terminated
     dmarc: list[DmarcResult] = field(default_factory=list)  # one per From domain
     from_error: str = ""  # why the From: field could not be evaluated (RFC 7489 §6.6.1)
+    spf_result: str = "none"  # of the MAIL FROM identity (or the HELO one for <>)
 
     @property
     def disposition(self) -> Disposition:
@@ -190,7 +191,7 @@ def message_authenticate(*, authserv_id: str, ip: str, mail_from: str, helo: str
         dmarc_part += f" header.from={_value(dmarc.from_domain)}"
         parts.append(dmarc_part)
     header = f"Authentication-Results: {authserv_id};\r\n\t" + ";\r\n\t".join(parts) + "\r\n"
-    return AuthVerdict(header=header, dmarc=dmarc_results, from_error=from_error)
+    return AuthVerdict(header=header, dmarc=dmarc_results, from_error=from_error, spf_result=spf_result)
 
 
 def authentication_results(*, authserv_id: str, ip: str, mail_from: str, helo: str, raw: bytes) -> str:

@@ -173,6 +173,11 @@ class MailHandler:
                     log.info("message %s from <%s> [%s] refused: %s", queue_id, mail_from, client_ip, refusal)
                     return refusal
                 junk = verdict.disposition is Disposition.QUARANTINE
+            if verdict.spf_result != "pass":
+                # A success report goes to the envelope sender; unless SPF says this client may
+                # use that address, it may be forged, and RET=FULL would make us reflect the
+                # message to a victim (backscatter). Failure reports are the relay's, as ever.
+                dsn = dsn.without_success()
             prefix = verdict.header + prefix
         relay_raw = prefix.encode("utf-8") + raw
         local_raw = return_path_header(mail_from).encode("utf-8") + relay_raw

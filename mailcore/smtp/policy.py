@@ -110,6 +110,16 @@ class EnvelopeDsn:
     def of(self, address: str) -> RcptDsn:
         return self.recipients.get(address, RcptDsn())
 
+    def without_success(self) -> EnvelopeDsn:
+        """The same parameters with SUCCESS taken out of every NOTIFY (NOTIFY=SUCCESS alone
+        becomes NEVER: the sender asked for no failure reports)."""
+        recipients = {}
+        for address, params in self.recipients.items():
+            keywords = [k for k in params.notify.split(",") if k and k != "SUCCESS"]
+            notify = ",".join(keywords) or ("NEVER" if params.notify else "")
+            recipients[address] = RcptDsn(notify=notify, orcpt=params.orcpt)
+        return EnvelopeDsn(ret=self.ret, envid=self.envid, recipients=recipients)
+
 
 def message_accept(
     *,

@@ -225,7 +225,8 @@ def test_notify_success_for_a_local_recipient_sends_a_delivered_report(submissio
     assert OutboundMessage.objects.count() == 0
 
 
-def test_mx_delivery_with_notify_success_queues_a_report_to_the_remote_sender(mx, alice) -> None:
+def test_mx_delivery_with_notify_success_queues_a_report_to_the_remote_sender(mx, alice, dns_zone) -> None:
+    dns_zone.add("example.org", "TXT", "v=spf1 ip4:127.0.0.1 -all")
     client = connect(mx)
     client.sendmail(
         "carol@example.org", ["alice@a.test"], make_message(), ["ENVID=remote-1"], ["NOTIFY=SUCCESS,FAILURE"]
@@ -236,6 +237,27 @@ def test_mx_delivery_with_notify_success_queues_a_report_to_the_remote_sender(mx
     assert report.mail_from == "" and list(report.recipients.values_list("address", flat=True)) == ["carol@example.org"]
     raw = bytes(report.blob.data)
     assert b"Action: delivered" in raw and b"Original-Envelope-Id: remote-1" in raw
+
+
+def test_no_success_report_on_mx_unless_spf_passes_for_the_sender(mx, alice, sink: SmtpSink, dns_zone) -> None:  # noqa: F811
+    # mallory forges victim@example.org with NOTIFY=SUCCESS RET=FULL: no report may reflect
+    # the message to the victim (SPF: this client is not example.org's).
+    from mailcore.store import alias_create
+
+    dns_zone.add("example.org", "TXT", "v=spf1 ip4:192.0.2.1 -all")
+    alias_create(address="team@a.test", destinations=["alice@a.test", CAROL])
+    client = connect(mx)
+    client.sendmail(
+        "victim@example.org", ["alice@a.test", "team@a.test"], make_message(), ["RET=FULL"],
+        ["NOTIFY=SUCCESS"],
+    )
+    client.close()
+    assert Message.objects.filter(account=alice).count() == 1  # one copy for both addresses
+    row = OutboundRecipient.objects.get()
+    assert (row.address, row.notify) == (CAROL, "NEVER")  # the forward asks for nothing more
+    assert not OutboundMessage.objects.filter(mail_from="").exists()
+    relay_run()
+    assert not OutboundMessage.objects.filter(mail_from="").exists()
 
 
 def test_no_delivered_report_to_a_null_sender(mx, alice) -> None:
