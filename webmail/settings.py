@@ -167,6 +167,10 @@ AUTH_FAILURE_LIMIT = env_int("AUTH_FAILURE_LIMIT", 5, minimum=1)
 AUTH_FAILURE_WINDOW = env_int("AUTH_FAILURE_WINDOW", 300, minimum=1)
 POP3_LEAVE_ON_SERVER = env_bool("POP3_LEAVE_ON_SERVER", False)
 
+# DMARC (RFC 7489) on the MX port: p=reject refuses at end of DATA, p=quarantine files in Junk.
+# Off: results are only recorded in Authentication-Results.
+SMTP_DMARC_ENFORCE = env_bool("SMTP_DMARC_ENFORCE", True)
+
 DNS_NAMESERVERS = env_list("DNS_NAMESERVERS", [])
 DNS_PORT = env_int("DNS_PORT", 53, minimum=1, maximum=65535)
 try:

@@ -43,9 +43,9 @@ class OutboundRecipient(models.Model):
     claim = models.CharField(max_length=32, blank=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     last_reply = models.TextField(blank=True)
-    # RFC 3461 NOTIFY (comma-separated, empty = default FAILURE,DELAY) and ORCPT.
+    # RFC 3461 NOTIFY (comma-separated, empty = default FAILURE,DELAY) and ORCPT ("addr-type;xtext").
     notify = models.CharField(max_length=40, blank=True)
-    orcpt = models.CharField(max_length=400, blank=True)
+    orcpt = models.CharField(max_length=500, blank=True)  # RFC 3461 §4.2: up to 500 characters
     delay_warned = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 

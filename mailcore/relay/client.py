@@ -282,7 +282,7 @@ def envelope_send(conn: Connection, envelope: Envelope, prepare: PrepareFn) -> l
     if accepted:
         code, msg = _data(smtp, payload)
         kind = _kind(code)
-        outcomes += [Outcome(r.recipient_id, kind, _reply(hop, code, msg), hop.host) for r in accepted]
+        outcomes += [Outcome(r.recipient_id, kind, _reply(hop, code, msg), hop.host, dsn) for r in accepted]
         if code == 421:
             conn.used = False
             raise _Closing(outcomes)

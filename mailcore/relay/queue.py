@@ -64,6 +64,9 @@ class Outcome:
     kind: OutcomeKind
     reply: str
     remote_host: str = ""
+    # The server that took the message offers DSN (RFC 3461): NOTIFY went on with it, so the
+    # "relayed" report for NOTIFY=SUCCESS is that server's business, not ours.
+    next_hop_dsn: bool = False
 
 
 @dataclass
@@ -131,7 +134,8 @@ def lease_renew(*, claim: str, now: datetime | None = None) -> int:
 
 @transaction.atomic
 def outcomes_record(*, claim: str, outcomes: Sequence[Outcome], now: datetime | None = None) -> Recorded:
-    """Apply delivery outcomes under ``claim``; failures and the first long delay produce DSNs."""
+    """Apply delivery outcomes under ``claim``; failures, the first long delay and (on request)
+    hand-overs to servers without DSN produce DSNs."""
     from .dsn import dsn_send  # dsn submits through mailcore.relay.submit, which imports this module's peers
 
     now = now or timezone.now()
@@ -146,6 +150,7 @@ def outcomes_record(*, claim: str, outcomes: Sequence[Outcome], now: datetime | 
     recorded = Recorded(stale=sorted(set(by_id) - {r.pk for r in rows}))
     failed: dict[int, list[OutboundRecipient]] = defaultdict(list)
     delayed: dict[int, list[OutboundRecipient]] = defaultdict(list)
+    relayed: dict[int, list[OutboundRecipient]] = defaultdict(list)
     messages: dict[int, OutboundMessage] = {}
     for row in rows:
         outcome = by_id[row.pk]
@@ -158,6 +163,8 @@ def outcomes_record(*, claim: str, outcomes: Sequence[Outcome], now: datetime | 
         if outcome.kind is OutcomeKind.DELIVERED:
             new_status = Status.DELIVERED
             recorded.delivered.append(row.pk)
+            if not outcome.next_hop_dsn:
+                relayed[row.message_id].append(row)
         elif outcome.kind is OutcomeKind.FAILED:
             new_status = Status.FAILED
             failed[row.message_id].append(row)
@@ -185,6 +192,9 @@ def outcomes_record(*, claim: str, outcomes: Sequence[Outcome], now: datetime | 
         recorded.dsn_sent += dsn_send(message=messages[message_id], recipients=group, action="failed", now=now)
     for message_id, group in delayed.items():
         recorded.dsn_sent += dsn_send(message=messages[message_id], recipients=group, action="delayed", now=now)
+    for message_id, group in relayed.items():
+        # NOTIFY=SUCCESS only (dsn_send checks): RFC 3461 §5.2.2, the last DSN-capable MTA reports "relayed".
+        recorded.dsn_sent += dsn_send(message=messages[message_id], recipients=group, action="relayed", now=now)
     return recorded
 
 

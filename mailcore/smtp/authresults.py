@@ -2,33 +2,34 @@
 the ``Authentication-Results:`` header (RFC 8601) that records them.
 
 SPF is pyspf, DKIM is dkimpy; both get their DNS from :mod:`mailcore.smtp.resolver`. DMARC is
-evaluated here: the policy record at ``_dmarc.<From domain>`` or else at the organisational
-domain, relaxed or strict alignment of the SPF and DKIM identities with the From domain.
-The organisational domain is taken by a simple rule, not the Public Suffix List: the last two
-labels, or the last three when the second-to-last is a common second-level registry label
-(``co.uk``, ``com.au``...). Results are recorded, not enforced: nothing is refused for them.
+in :mod:`mailcore.smtp.dmarc`; its disposition (reject, quarantine) is applied by the handler
+when ``SMTP_DMARC_ENFORCE`` is on.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
-import email.utils
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dkim
 import spf
 
-from mailcore.addresses import AddressError, normalize_domain
-
+from .dmarc import (
+    AuthIdentities,
+    Disposition,
+    DmarcResult,
+    FromError,
+    dmarc_check,
+    dmarc_disposition,
+    header_from_domains,
+    strongest,
+)
 from .resolver import DnsTempError, lookup, txt_records
 
 log = logging.getLogger(__name__)
 
 MAX_DKIM_SIGNATURES = 5
-_SECOND_LEVEL_REGISTRY = frozenset({"co", "com", "net", "org", "ac", "gov", "edu", "ne", "or", "go"})
 
 
 # --- SPF -----------------------------------------------------------------------------------
@@ -114,80 +115,6 @@ def _headers(raw: bytes) -> bytes:
     return raw if end < 0 else raw[: end + 2]
 
 
-# --- DMARC ---------------------------------------------------------------------------------
-def organizational_domain(domain: str) -> str:
-    labels = domain.lower().rstrip(".").split(".")
-    if len(labels) >= 3 and labels[-2] in _SECOND_LEVEL_REGISTRY and len(labels[-1]) == 2:
-        return ".".join(labels[-3:])
-    return ".".join(labels[-2:])
-
-
-def _aligned(identity: str, from_domain: str, mode: str) -> bool:
-    identity, from_domain = identity.lower(), from_domain.lower()
-    if mode == "s":
-        return identity == from_domain
-    return organizational_domain(identity) == organizational_domain(from_domain)
-
-
-def parse_dmarc_record(record: bytes) -> dict[str, str] | None:
-    text = record.decode("ascii", "replace").strip()
-    tags: dict[str, str] = {}
-    for part in text.split(";"):
-        key, eq, value = part.strip().partition("=")
-        if eq:
-            tags[key.strip().lower()] = value.strip()
-    if tags.get("v") != "DMARC1" or not text.startswith("v"):
-        return None
-    return tags
-
-
-def dmarc_record(from_domain: str) -> tuple[dict[str, str] | None, bool]:
-    """(tags, found at the organisational domain rather than the From domain)."""
-    for name, inherited in ((from_domain, False), (organizational_domain(from_domain), True)):
-        if inherited and name == from_domain:
-            break
-        records = [r for r in (parse_dmarc_record(t) for t in txt_records(f"_dmarc.{name}")) if r]
-        if len(records) == 1:
-            return records[0], inherited
-    return None, False
-
-
-@dataclass
-class DmarcResult:
-    result: str  # pass / fail / none / temperror / permerror
-    policy: str = ""
-    from_domain: str = ""
-
-
-def dmarc_check(*, from_domain: str, spf_result: str, spf_domain: str, dkim_results: list[DkimResult]) -> DmarcResult:
-    if not from_domain:
-        return DmarcResult("permerror")
-    try:
-        tags, inherited = dmarc_record(from_domain)
-    except DnsTempError:
-        return DmarcResult("temperror", from_domain=from_domain)
-    if tags is None:
-        return DmarcResult("none", from_domain=from_domain)
-    policy = tags.get("sp", tags.get("p", "none")) if inherited else tags.get("p", "none")
-    spf_ok = spf_result == "pass" and _aligned(spf_domain, from_domain, tags.get("aspf", "r"))
-    dkim_ok = any(r.result == "pass" and _aligned(r.domain, from_domain, tags.get("adkim", "r")) for r in dkim_results)
-    return DmarcResult("pass" if spf_ok or dkim_ok else "fail", policy, from_domain)
-
-
-def header_from_domain(raw: bytes) -> str:
-    """The domain of the single RFC 5322.From address, canonical; "" when there is not exactly one."""
-    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(_headers(raw))
-    values = headers.get_all("From") or []
-    addresses = email.utils.getaddresses([str(v) for v in values])
-    if len(values) != 1 or len(addresses) != 1:
-        return ""
-    domain = addresses[0][1].rpartition("@")[2]
-    try:
-        return normalize_domain(domain)
-    except AddressError:
-        return ""
-
-
 # --- the header ----------------------------------------------------------------------------
 _FIELD_START = re.compile(rb"^[^ \t:]+:", re.MULTILINE)
 
@@ -215,13 +142,36 @@ def strip_forged_results(raw: bytes, authserv_id: str) -> bytes:
     return b"".join(kept) + body
 
 
-def authentication_results(*, authserv_id: str, ip: str, mail_from: str, helo: str, raw: bytes) -> str:
-    """The full ``Authentication-Results:`` header line (CRLF-terminated, folded)."""
+@dataclass
+class AuthVerdict:
+    """Everything learnt about a message on the MX port, and the header that records it."""
+
+    header: str  # the full Authentication-Results: field, CRLF-terminated
+    dmarc: list[DmarcResult] = field(default_factory=list)  # one per From domain
+    from_error: str = ""  # why the From: field could not be evaluated (RFC 7489 §6.6.1)
+    spf_result: str = "none"  # of the MAIL FROM identity (or the HELO one for <>)
+
+    @property
+    def disposition(self) -> Disposition:
+        return strongest(self.dmarc)
+
+
+def message_authenticate(*, authserv_id: str, ip: str, mail_from: str, helo: str, raw: bytes) -> AuthVerdict:
+    """SPF, DKIM and DMARC for one message (DNS work: call it outside any transaction)."""
     spf_result, spf_identity = spf_check(ip=ip, mail_from=mail_from, helo=helo)
     spf_domain = spf_identity.rpartition("@")[2]
     dkim_results = dkim_check(raw)
-    from_domain = header_from_domain(raw)
-    dmarc = dmarc_check(from_domain=from_domain, spf_result=spf_result, spf_domain=spf_domain, dkim_results=dkim_results)
+    identities = AuthIdentities(spf_result, spf_domain, [r.domain for r in dkim_results if r.result == "pass"])
+    try:
+        from_domains = header_from_domains(raw)
+        from_error = ""
+    except FromError as exc:
+        from_domains, from_error = [], str(exc)
+    dmarc_results = []
+    for domain in from_domains:
+        result = dmarc_check(domain, identities)
+        result.disposition = dmarc_disposition(result)
+        dmarc_results.append(result)
 
     parts = [f"spf={spf_result} smtp.mailfrom={_value(spf_identity)}"]
     for r in dkim_results:
@@ -229,13 +179,24 @@ def authentication_results(*, authserv_id: str, ip: str, mail_from: str, helo: s
             parts.append("dkim=none")
         else:
             parts.append(f"dkim={r.result} header.d={_value(r.domain)} header.s={_value(r.selector)}")
-    dmarc_part = f"dmarc={dmarc.result}"
-    if dmarc.policy:
-        dmarc_part += f" (p={_value(dmarc.policy)})"
-    if dmarc.from_domain:
-        dmarc_part += f" header.from={dmarc.from_domain}"
-    parts.append(dmarc_part)
-    return f"Authentication-Results: {authserv_id};\r\n\t" + ";\r\n\t".join(parts) + "\r\n"
+    if from_error:
+        parts.append("dmarc=permerror (no single From: address)")
+    for dmarc in dmarc_results:
+        dmarc_part = f"dmarc={dmarc.result}"
+        if dmarc.policy:
+            comment = f"p={_value(dmarc.policy)}"
+            if dmarc.result == "fail":
+                comment += f" dis={dmarc.disposition.value}"
+            dmarc_part += f" ({comment})"
+        dmarc_part += f" header.from={_value(dmarc.from_domain)}"
+        parts.append(dmarc_part)
+    header = f"Authentication-Results: {authserv_id};\r\n\t" + ";\r\n\t".join(parts) + "\r\n"
+    return AuthVerdict(header=header, dmarc=dmarc_results, from_error=from_error, spf_result=spf_result)
+
+
+def authentication_results(*, authserv_id: str, ip: str, mail_from: str, helo: str, raw: bytes) -> str:
+    """The full ``Authentication-Results:`` header line (CRLF-terminated, folded)."""
+    return message_authenticate(authserv_id=authserv_id, ip=ip, mail_from=mail_from, helo=helo, raw=raw).header
 
 
 def _value(text: str) -> str:

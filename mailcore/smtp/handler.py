@@ -25,7 +25,8 @@ from mailcore.store import RecipientKind, Resolution
 from mailcore.store.errors import MessageTooLarge
 
 from . import policy, replies
-from .authresults import authentication_results, strip_forged_results
+from .authresults import AuthVerdict, message_authenticate, strip_forged_results
+from .dmarc import Disposition
 from .trace import TlsInfo, new_queue_id, received_header, return_path_header, with_protocol
 
 if TYPE_CHECKING:
@@ -133,7 +134,8 @@ class MailHandler:
             authenticated=bool(session.authenticated), smtputf8=envelope.smtp_utf8,
         )
         received = received_header(
-            helo=session.host_name or "unknown", client_ip=session.client_ip, by_host=self.hostname,
+            helo=session.host_name or "unknown", client_ip=session.client_ip, client_name=await session.client_name(),
+            by_host=self.hostname,
             protocol=protocol, queue_id=queue_id, tls=tls,
             recipient=envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None,
         )
@@ -146,6 +148,7 @@ class MailHandler:
                 self._store, raw=raw, received=received, mail_from=mail_from, local=local, remote=remote,
                 account=account, smtputf8=envelope.smtp_utf8, client_ip=session.client_ip,
                 helo=session.host_name or "", queue_id=queue_id,
+                dsn=policy.EnvelopeDsn(ret=envelope.dsn.ret, envid=envelope.dsn.envid, recipients=dict(envelope.rcpt_dsn)),
             )
         except Exception:  # noqa: BLE001 - whatever went wrong, nothing was committed
             log.exception("storing message %s failed", queue_id)
@@ -154,20 +157,34 @@ class MailHandler:
     def _store(
         self, *, raw: bytes, received: str, mail_from: str, local: list[Resolution], remote: list[str],
         account: Account | None, smtputf8: bool, client_ip: str, helo: str, queue_id: str,
+        dsn: policy.EnvelopeDsn,
     ) -> str:
         prefix = received
+        junk = False
         if not self.role.is_submission:
             raw = strip_forged_results(raw, self.hostname)
             # DNS work happens here, before the transaction opens.
-            prefix = authentication_results(
+            verdict = message_authenticate(
                 authserv_id=self.hostname, ip=client_ip, mail_from=mail_from, helo=helo, raw=raw
-            ) + prefix
+            )
+            if settings.SMTP_DMARC_ENFORCE:
+                refusal = _dmarc_refusal(verdict)
+                if refusal is not None:
+                    log.info("message %s from <%s> [%s] refused: %s", queue_id, mail_from, client_ip, refusal)
+                    return refusal
+                junk = verdict.disposition is Disposition.QUARANTINE
+            if verdict.spf_result != "pass":
+                # A success report goes to the envelope sender; unless SPF says this client may
+                # use that address, it may be forged, and RET=FULL would make us reflect the
+                # message to a victim (backscatter). Failure reports are the relay's, as ever.
+                dsn = dsn.without_success()
+            prefix = verdict.header + prefix
         relay_raw = prefix.encode("utf-8") + raw
         local_raw = return_path_header(mail_from).encode("utf-8") + relay_raw
         try:
             policy.message_accept(
                 local_raw=local_raw, relay_raw=relay_raw, mail_from=mail_from, local=local, remote=remote,
-                account=account, smtputf8=smtputf8,
+                account=account, smtputf8=smtputf8, junk=junk, dsn=dsn,
             )
         except policy.MailboxFullAtDelivery as exc:
             return replies.MAILBOX_FULL.format(address=exc.args[0])
@@ -177,3 +194,13 @@ class MailHandler:
             log.warning("storage error for %s: %s", queue_id, exc)
             return replies.STORAGE_ERROR
         return replies.QUEUED.format(id=queue_id)
+
+
+def _dmarc_refusal(verdict: AuthVerdict) -> str | None:
+    """The 5xx reply for a message DMARC says to refuse, or None (RFC 7489 §6.6.1, §6.6.4)."""
+    if verdict.from_error:
+        return replies.FROM_UNUSABLE.format(reason=verdict.from_error)
+    for result in verdict.dmarc:
+        if result.disposition is Disposition.REJECT:
+            return replies.DMARC_REJECT.format(domain=result.from_domain)
+    return None

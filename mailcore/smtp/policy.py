@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.utils import timezone
 
 from mailcore.addresses import AddressError, normalize_address
 from mailcore.mime import parse_message
 from mailcore.models import Account
+from mailcore.relay.dsn import ReportEnvelope, ReportRecipient, report_send
 from mailcore.relay.submit import outbound_enqueue
 from mailcore.store import (
     DeliveryStatus,
@@ -29,6 +31,7 @@ from mailcore.store import (
 from mailcore.store.errors import QuotaExceeded
 
 from . import replies
+from .dsn import RcptDsn, notify_keywords, xtext_encode
 from .parser import is_relay_spelling
 
 
@@ -93,6 +96,29 @@ class Stored:
     local_message_ids: list[int] = field(default_factory=list)
     outbound_id: int | None = None
     queued: int = 0
+    reports: int = 0  # "delivered" DSNs sent (NOTIFY=SUCCESS)
+
+
+@dataclass
+class EnvelopeDsn:
+    """The RFC 3461 parameters of one SMTP transaction."""
+
+    ret: str = ""
+    envid: str = ""
+    recipients: dict[str, RcptDsn] = field(default_factory=dict)  # by canonical recipient address
+
+    def of(self, address: str) -> RcptDsn:
+        return self.recipients.get(address, RcptDsn())
+
+    def without_success(self) -> EnvelopeDsn:
+        """The same parameters with SUCCESS taken out of every NOTIFY (NOTIFY=SUCCESS alone
+        becomes NEVER: the sender asked for no failure reports)."""
+        recipients = {}
+        for address, params in self.recipients.items():
+            keywords = [k for k in params.notify.split(",") if k and k != "SUCCESS"]
+            notify = ",".join(keywords) or ("NEVER" if params.notify else "")
+            recipients[address] = RcptDsn(notify=notify, orcpt=params.orcpt)
+        return EnvelopeDsn(ret=self.ret, envid=self.envid, recipients=recipients)
 
 
 def message_accept(
@@ -104,32 +130,65 @@ def message_accept(
     remote: Sequence[str],
     account: Account | None = None,
     smtputf8: bool = False,
+    junk: bool = False,
+    dsn: EnvelopeDsn | None = None,
 ) -> Stored:
     """Deliver ``local_raw`` to local recipients and queue ``relay_raw`` for remote ones and for
     alias forwards, in ONE transaction: either everything is committed or nothing is.
 
     ``local_raw`` carries Return-Path (final delivery); ``relay_raw`` does not (RFC 5321 §4.4).
+    ``junk`` files the local copies in each recipient's Junk folder (DMARC ``p=quarantine``).
+    ``dsn``: RET/ENVID go on the queued message, NOTIFY/ORCPT on each queued recipient (an
+    alias's forwards inherit its NOTIFY, and its address as ORCPT when none was given, RFC 3461
+    §5.2.7); local recipients that asked for NOTIFY=SUCCESS get a "delivered" report sent.
     """
+    dsn = dsn or EnvelopeDsn()
     stored = Stored()
     with transaction.atomic():
-        forwards: list[str] = []
+        forward_of: dict[str, str] = {}
+        delivered: list[str] = []
         if local:
-            delivery = message_deliver(raw=local_raw, recipients=list(local), parsed=parse_message(local_raw))
+            delivery = message_deliver(
+                raw=local_raw, recipients=list(local), parsed=parse_message(local_raw), junk=junk
+            )
             for result in delivery.recipients:
                 if result.status is DeliveryStatus.OVER_QUOTA:
                     raise MailboxFullAtDelivery(result.address)
                 stored.local_message_ids.extend(result.message_ids)
-            forwards = delivery.forwards
-        outbound = list(dict.fromkeys([*remote, *forwards]))
+                if result.message_ids:
+                    delivered.append(result.address)
+            for resolution in local:
+                for forward in resolution.forwards:
+                    forward_of.setdefault(forward, resolution.address)
+        outbound = list(dict.fromkeys([*remote, *forward_of]))
         if outbound:
+            notify: dict[str, str] = {}
+            orcpt: dict[str, str] = {}
+            for address in outbound:
+                original = forward_of.get(address, address) if address not in remote else address
+                params = dsn.of(original)
+                notify[address] = params.notify
+                orcpt[address] = params.orcpt or (f"rfc822;{xtext_encode(original)}" if original != address else "")
             stored.outbound_id, queued = outbound_enqueue(
-                raw=relay_raw, mail_from=mail_from, recipients=outbound, account=account, smtputf8=smtputf8
+                raw=relay_raw, mail_from=mail_from, recipients=outbound, account=account, smtputf8=smtputf8,
+                dsn_ret=dsn.ret, dsn_envid=dsn.envid, notify=notify, orcpt=orcpt,
             )
             stored.queued = len(queued)
+        success = [a for a in delivered if "SUCCESS" in notify_keywords(dsn.of(a).notify)]
+        if success and mail_from:
+            stored.reports = report_send(
+                envelope=ReportEnvelope(mail_from=mail_from, arrival=timezone.now(), ret=dsn.ret, envid=dsn.envid),
+                recipients=[
+                    ReportRecipient(address=a, orcpt=dsn.of(a).orcpt, reply="250 2.0.0 delivered to the mailbox")
+                    for a in success
+                ],
+                action="delivered", raw=local_raw, about="local delivery",
+            )
     return stored
 
 
 __all__ = [
+    "EnvelopeDsn",
     "MailboxFullAtDelivery",
     "QuotaExceeded",
     "RecipientDecision",

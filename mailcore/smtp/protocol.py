@@ -27,6 +27,7 @@ from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session, TLSSetupException
 from mailcore.net.proxy import ProxyError, read_proxy_header
 
 from . import replies
+from .dsn import DsnParamError, MailDsn, RcptDsn, mail_dsn_params, rcpt_dsn_params
 from .parser import (
     MAX_RECEIVED_HEADERS,
     PathError,
@@ -34,6 +35,7 @@ from .parser import (
     find_bare_line_ending,
     parse_path_argument,
 )
+from .rdns import reverse_name
 
 if TYPE_CHECKING:
     from mailcore.models import Account
@@ -71,6 +73,7 @@ class Limits:
     max_auth_failures_per_connection: int = 3
     idle_timeout: float = 300.0  # RFC 5321 §4.5.3.2.7 asks for 5 minutes
     proxy_header_timeout: float = 5.0
+    rdns_timeout: float = 2.0  # total budget of the client's PTR and forward lookups
 
 
 class MailSession(Session):
@@ -78,6 +81,13 @@ class MailSession(Session):
         super().__init__(loop)
         self.account: Account | None = None
         self.tls_info: dict[str, Any] | None = None
+        self.rdns: asyncio.Task[str | None] | None = None  # started when the connection opens
+
+    async def client_name(self) -> str | None:
+        """The client's forward-confirmed reverse DNS name, or None (bounded: see rdns.py)."""
+        if self.rdns is None:
+            return None
+        return await self.rdns
 
     @property
     def client_ip(self) -> str:
@@ -97,6 +107,8 @@ class MailEnvelope(Envelope):
         self.chunks: list[bytes] | None = None  # BDAT in progress
         self.chunk_bytes = 0
         self.bdat_error: str | None = None
+        self.dsn = MailDsn()  # RET, ENVID (RFC 3461)
+        self.rcpt_dsn: dict[str, RcptDsn] = {}  # NOTIFY, ORCPT by canonical recipient address
 
 
 @dataclass
@@ -192,6 +204,10 @@ class MailSMTP(SMTP):
                 self._proxy_peer = source
                 self.mail_session.peer = source  # type: ignore[assignment]
             self._reset_timeout()
+        # Looked up while the client greets us; awaited only when a message needs its Received:.
+        self.mail_session.rdns = self.loop.create_task(
+            reverse_name(self.mail_session.client_ip, timeout=self.limits.rdns_timeout)
+        )
         if self.role is Role.SUBMISSIONS:
             try:
                 await self._tls_upgrade(keep_buffered=True)
@@ -291,6 +307,7 @@ class MailSMTP(SMTP):
             "SMTPUTF8",
             "ENHANCEDSTATUSCODES",
             "CHUNKING",
+            "DSN",
         ]
         if self.tls_context is not None and not self.tls_active:
             caps.append("STARTTLS")
@@ -448,6 +465,11 @@ class MailSMTP(SMTP):
         if smtputf8 and params.pop("SMTPUTF8") is not None:
             await self.push("501 5.5.4 SMTPUTF8 takes no value")
             return
+        try:
+            dsn = mail_dsn_params(params)
+        except DsnParamError as exc:
+            await self.push(f"501 5.5.4 {exc}")
+            return
         if params:
             await self.push(replies.PARAM_UNKNOWN.format(name=next(iter(params))))
             return
@@ -472,6 +494,7 @@ class MailSMTP(SMTP):
             envelope.declared_size = declared
             envelope.body_type = body
             envelope.smtp_utf8 = smtputf8
+            envelope.dsn = dsn
         await self.push(status)
 
     async def smtp_RCPT(self, arg: str | None) -> None:
@@ -490,11 +513,17 @@ class MailSMTP(SMTP):
         if not path.address:
             await self.push("553 5.1.3 The null path is not a recipient")
             return
-        if path.params:
-            if not session.extended_smtp:
-                await self.push(replies.SYNTAX_RCPT)
-            else:
-                await self.push(replies.PARAM_UNKNOWN.format(name=next(iter(path.params))))
+        params = path.params
+        if params and not session.extended_smtp:
+            await self.push(replies.SYNTAX_RCPT)
+            return
+        try:
+            dsn = rcpt_dsn_params(params)
+        except DsnParamError as exc:
+            await self.push(f"501 5.5.4 {exc}")
+            return
+        if params:
+            await self.push(replies.PARAM_UNKNOWN.format(name=next(iter(params))))
             return
         if len(envelope.rcpt_tos) >= self.limits.max_recipients:
             await self.push(replies.TOO_MANY_RECIPIENTS)
@@ -506,6 +535,7 @@ class MailSMTP(SMTP):
         if status.startswith("250") and resolution is not None and resolution.address not in envelope.rcpt_tos:
             envelope.rcpt_tos.append(resolution.address)
             envelope.resolutions.append(resolution)
+            envelope.rcpt_dsn[resolution.address] = dsn
         await self.push(status)
 
     async def _data_allowed(self) -> str | None:

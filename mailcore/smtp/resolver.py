@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 
+import dns.asyncresolver
 import dns.exception
 import dns.name
 import dns.rdatatype
@@ -81,3 +82,23 @@ def lookup(name: str, rdtype: str) -> list[dns.rdata.Rdata]:
 def txt_records(name: str) -> list[bytes]:
     """Each TXT record at ``name`` with its strings joined (RFC 7208 §3.3)."""
     return [b"".join(r.strings) for r in lookup(name, "TXT")]  # type: ignore[attr-defined]
+
+
+_ASYNC_RESOLVERS: dict[tuple[tuple[str, ...], int], dns.asyncresolver.Resolver] = {}
+
+
+def make_async_resolver() -> dns.asyncresolver.Resolver:
+    """The event loop's resolver for the current settings, sharing the threads' answer cache
+    (for lookups the protocol makes itself, such as the client's reverse DNS: no thread waits)."""
+    key = (tuple(settings.DNS_NAMESERVERS), int(settings.DNS_PORT))
+    resolver = _ASYNC_RESOLVERS.get(key)
+    if resolver is None:
+        sync = make_resolver()
+        resolver = dns.asyncresolver.Resolver(configure=False)
+        resolver.nameservers = list(sync.nameservers)
+        resolver.port = sync.port
+        resolver.cache = sync.cache
+        resolver.lifetime = sync.lifetime
+        resolver.timeout = sync.timeout
+        _ASYNC_RESOLVERS[key] = resolver
+    return resolver

@@ -40,6 +40,7 @@ def received_header(
     helo: str,
     client_ip: str,
     by_host: str,
+    client_name: str | None = None,
     protocol: str,
     queue_id: str,
     tls: TlsInfo | None,
@@ -47,7 +48,9 @@ def received_header(
     date: float | None = None,
 ) -> str:
     literal = f"IPv6:{client_ip}" if ":" in client_ip else client_ip  # RFC 5321 §4.1.3
-    lines = [f"Received: from {_clean(helo)} ([{literal}])", f"by {_clean(by_host)} (mailsystem) with {protocol} id {queue_id}"]
+    # TCP-info (RFC 5321 §4.4): the forward-confirmed reverse name, else "unknown", as Postfix writes it.
+    tcp_info = f"{_clean(client_name or 'unknown')} [{literal}]"
+    lines = [f"Received: from {_clean(helo)} ({tcp_info})", f"by {_clean(by_host)} (mailsystem) with {protocol} id {queue_id}"]
     if tls is not None:
         lines.append(f"(using {_clean(tls.version)} with cipher {_clean(tls.cipher)} ({tls.bits} bits))")
     moment = datetime.datetime.fromtimestamp(date, datetime.UTC) if date else datetime.datetime.now(datetime.UTC)

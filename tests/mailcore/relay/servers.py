@@ -94,6 +94,7 @@ class SinkBehaviour:
     mail_replies: list[str] = field(default_factory=list)  # replies for the next MAIL commands, in order
     hold_rcpt: set[str] = field(default_factory=set)  # RCPT for these waits (bounded), then 451
     hold_seconds: float = 10.0
+    dsn: bool = False  # advertise DSN (RFC 3461) and record RET/ENVID and NOTIFY/ORCPT
 
 
 class _Handler:
@@ -107,6 +108,8 @@ class _Handler:
             responses = [r for r in responses if r != "250-8BITMIME"]
         if behaviour.pipelining:
             responses.insert(1, "250-PIPELINING")
+        if behaviour.dsn:
+            responses.insert(1, "250-DSN")
         return responses
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]) -> str:
@@ -145,6 +148,22 @@ class _CountingSMTP(SMTP):
         super().__init__(_Handler(sink), **kwargs)
         self.sink = sink
 
+    async def smtp_MAIL(self, arg: str) -> None:
+        await super().smtp_MAIL(self._take_dsn(arg, ("RET", "ENVID"), "MAIL"))
+
+    async def smtp_RCPT(self, arg: str) -> None:
+        await super().smtp_RCPT(self._take_dsn(arg, ("NOTIFY", "ORCPT"), "RCPT"))
+
+    def _take_dsn(self, arg: str, names: tuple[str, ...], command: str) -> str:
+        """With ``dsn``, record the DSN parameters and hide them from aiosmtpd (which knows none)."""
+        if not self.sink.behaviour.dsn or not arg:
+            return arg
+        words = arg.split(" ")
+        taken = [w for w in words[1:] if w.partition("=")[0].upper() in names]
+        with self.sink.lock:
+            self.sink.dsn_params.append((command, words[0], taken))
+        return " ".join(w for w in words if w not in taken)
+
     async def smtp_RSET(self, arg: str) -> None:
         with self.sink.lock:
             self.sink.rsets += 1
@@ -165,6 +184,7 @@ class SmtpSink:
         self.connections = 0
         self.holding = 0
         self.rsets = 0
+        self.dsn_params: list[tuple[str, str, list[str]]] = []  # (MAIL|RCPT, FROM:<..>|TO:<..>, params)
         self.lock = threading.Lock()
         self.port = 0
         self._loop = asyncio.new_event_loop()

@@ -19,6 +19,7 @@ import dns.name
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 import pytest
 
@@ -45,12 +46,20 @@ def _close_clients() -> Iterator[None]:
 
 @dataclass
 class DnsZone:
-    """Records by (name, type): TXT values are strings, A values addresses, MX (pref, host)."""
+    """Records by (name, type): TXT values are strings, A values addresses, MX (pref, host),
+    PTR host names. Names in ``servfail`` answer SERVFAIL; names in ``silent`` never answer
+    (a dead or filtered name server), for every type."""
 
     records: dict[tuple[str, str], list[Any]] = field(default_factory=dict)
+    servfail: set[str] = field(default_factory=set)
+    silent: set[str] = field(default_factory=set)
+    queries: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, name: str, rdtype: str, value: Any) -> None:
         self.records.setdefault((name.lower().rstrip("."), rdtype.upper()), []).append(value)
+
+    def add_ptr(self, ip: str, host: str) -> None:
+        self.add(dns.reversename.from_address(ip).to_text(), "PTR", host)
 
 
 class DnsServer(threading.Thread):
@@ -72,17 +81,26 @@ class DnsServer(threading.Thread):
             except OSError:
                 return
             try:
-                self.sock.sendto(self.answer(data), addr)
+                reply = self.answer(data)
+                if reply is not None:
+                    self.sock.sendto(reply, addr)
             except Exception:  # noqa: BLE001 - a bad query gets no answer, like the internet
                 continue
 
-    def answer(self, data: bytes) -> bytes:
+    def answer(self, data: bytes) -> bytes | None:
         query = dns.message.from_wire(data)
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
         question = query.question[0]
         name = question.name.to_text().lower().rstrip(".")
         rdtype = dns.rdatatype.to_text(question.rdtype)
+        self.zone.queries.append((name, rdtype))
+        if name in self.zone.silent:
+            return None
+        if name in self.zone.servfail:
+            response.flags &= ~dns.flags.AA
+            response.set_rcode(dns.rcode.SERVFAIL)
+            return response.to_wire()
         values = self.zone.records.get((name, rdtype), [])
         if values:
             texts = []
@@ -92,6 +110,8 @@ class DnsServer(threading.Thread):
                     texts.append(" ".join('"' + c.replace('"', '\\"') + '"' for c in chunks))
                 elif rdtype == "MX":
                     texts.append(f"{value[0]} {value[1]}.")
+                elif rdtype in ("PTR", "CNAME"):
+                    texts.append(str(value).rstrip(".") + ".")
                 else:
                     texts.append(str(value))
             # TTL 0: tests change records mid-test, and the server caches answers for their TTL.

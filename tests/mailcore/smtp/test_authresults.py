@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from mailcore.models import Message
-from mailcore.smtp.authresults import organizational_domain
+from mailcore.smtp.dmarc import organizational_domain
 from tests.conftest import make_message
 from tests.mailcore.smtp.conftest import DnsZone, connect
 
@@ -54,7 +54,7 @@ def test_spf_fail_and_no_signature_fail_dmarc_with_the_policy(mx, alice, dns_zon
     header = deliver(mx, make_message())
     assert "spf=fail smtp.mailfrom=carol@example.org" in header
     assert "dkim=none" in header
-    assert "dmarc=fail (p=quarantine) header.from=example.org" in header
+    assert "dmarc=fail (p=quarantine dis=quarantine) header.from=example.org" in header
 
 
 def test_tampered_body_fails_dkim(mx, alice, dns_zone: DnsZone) -> None:
@@ -65,26 +65,32 @@ def test_tampered_body_fails_dkim(mx, alice, dns_zone: DnsZone) -> None:
     assert "dkim=fail header.d=example.org header.s=sel" in header
 
 
-def test_relaxed_alignment_uses_the_organisational_domain_and_strict_does_not(mx, alice, dns_zone: DnsZone) -> None:
+def test_relaxed_alignment_uses_the_organisational_domain_and_strict_does_not(mx, alice, dns_zone, settings) -> None:
+    settings.SMTP_DMARC_ENFORCE = False  # recorded only: the refusal itself is tested in test_dmarc.py
     dns_zone.add("bounces.example.org", "TXT", "v=spf1 ip4:127.0.0.1 -all")
     dns_zone.add("_dmarc.example.org", "TXT", "v=DMARC1; p=none")
     header = deliver(mx, make_message(), mail_from="list@bounces.example.org")
     assert "spf=pass" in header and "dmarc=pass (p=none)" in header
     dns_zone.records[("_dmarc.example.org", "TXT")] = ["v=DMARC1; p=reject; aspf=s"]
     header = deliver(mx, make_message(), mail_from="list@bounces.example.org")
-    assert "dmarc=fail (p=reject)" in header
+    assert "dmarc=fail (p=reject dis=reject)" in header
 
 
-def test_subdomain_without_a_record_inherits_sp_from_the_organisational_domain(mx, alice, dns_zone) -> None:
+def test_subdomain_without_a_record_inherits_sp_from_the_organisational_domain(mx, alice, dns_zone, settings) -> None:
+    settings.SMTP_DMARC_ENFORCE = False
     dns_zone.add("_dmarc.example.org", "TXT", "v=DMARC1; p=none; sp=reject")
     header = deliver(mx, make_message(sender="x@news.example.org"))
-    assert "dmarc=fail (p=reject) header.from=news.example.org" in header
+    assert "dmarc=fail (p=reject dis=reject) header.from=news.example.org" in header
 
 
-def test_organizational_domain_rule() -> None:
+def test_organizational_domain_comes_from_the_public_suffix_list() -> None:
     assert organizational_domain("a.b.example.org") == "example.org"
     assert organizational_domain("mail.example.co.uk") == "example.co.uk"
     assert organizational_domain("example.org") == "example.org"
+    assert organizational_domain("a.b.example.com.au") == "example.com.au"
+    assert organizational_domain("www.city.kawasaki.jp") == "city.kawasaki.jp"
+    assert organizational_domain("alice.github.io") == "alice.github.io"  # private section
+    assert organizational_domain("co.uk") == "co.uk"  # a public suffix is its own
 
 
 def test_forged_results_claiming_our_name_are_removed_and_others_kept(mx, alice) -> None:

@@ -50,7 +50,8 @@ def test_bare_lf_inside_bdat_content_is_refused_too(mx, alice) -> None:
 def test_dot_stuffed_lines_are_unstuffed_and_a_lone_dot_line_ends_data(mx, alice) -> None:
     with RawClient(mx) as raw:
         open_transaction(raw)
-        raw.send(b"Subject: dots\r\n\r\n..leading dot\r\n...\r\n.\r\n")
+        # A From: field, as every message needs on the MX port (DMARC, RFC 7489 §6.6.1).
+        raw.send(b"From: carol@example.org\r\nSubject: dots\r\n\r\n..leading dot\r\n...\r\n.\r\n")
         assert raw.reply().startswith(b"250 2.0.0")
     raw_stored = bytes(Message.objects.get().blob.data)
     assert raw_stored.endswith(b"\r\n\r\n.leading dot\r\n..\r\n")

@@ -26,7 +26,7 @@ def test_ehlo_advertises_extensions_and_starttls_but_never_auth(mx) -> None:
     lines = text.decode().split("\n")
     assert lines[0] == "mx.test"
     assert lines[1:] == [
-        "PIPELINING", "SIZE 26214400", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "STARTTLS"
+        "PIPELINING", "SIZE 26214400", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES", "CHUNKING", "DSN", "STARTTLS"
     ]
     client.starttls()
     code, text = client.ehlo()
@@ -161,7 +161,7 @@ def test_delivered_copy_has_return_path_received_and_authentication_results(mx, 
     (raw,) = stored_bytes(alice)
     head = raw.split(b"\r\n\r\n")[0].decode()
     assert head.startswith("Return-Path: <carol@example.org>\r\nAuthentication-Results: mx.test;")
-    assert "Received: from client.example ([127.0.0.1])\r\n\tby mx.test (mailsystem) with ESMTPS id " in head
+    assert "Received: from client.example (unknown [127.0.0.1])\r\n\tby mx.test (mailsystem) with ESMTPS id " in head
     assert "(using TLSv1.3 with cipher " in head
     assert "for <alice@a.test>;" in head
     assert "spf=none smtp.mailfrom=carol@example.org" in head

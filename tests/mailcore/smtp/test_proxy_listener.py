@@ -31,7 +31,7 @@ def test_received_header_shows_the_proxied_client_address(start_server: StartSer
         send_one(raw)
     stored = bytes(Message.objects.get().blob.data)
     expected = "192.0.2.44" if b"TCP4" in header else "IPv6:2001:db8::44"
-    assert f"Received: from client.example ([{expected}])".encode() in stored
+    assert f"Received: from client.example (unknown [{expected}])".encode() in stored
 
 
 def test_connection_without_a_proxy_header_is_closed(start_server: StartServer) -> None:
