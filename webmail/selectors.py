@@ -145,8 +145,10 @@ _CONVERSATION_SUMS = """
            bool_or(m.draft), array_agg(m.from_name ORDER BY m.received_at, m.id),
            array_agg(m.from_email ORDER BY m.received_at, m.id)
     FROM mailcore_message m
-    WHERE m.account_id = %s AND m.thread_id = ANY(%s) AND EXISTS (
-        SELECT 1 FROM mailcore_folderentry e WHERE e.message_id = m.id AND e.folder_id = ANY(%s))
+    WHERE m.account_id = %(account)s AND m.thread_id = ANY(%(threads)s) AND EXISTS (
+        SELECT 1 FROM mailcore_folderentry e JOIN mailcore_folder f ON f.id = e.folder_id
+        WHERE e.message_id = m.id AND f.account_id = %(account)s
+          AND (f.id = %(folder)s OR (NOT %(in_bin)s AND f.special_use NOT IN (%(trash)s, %(junk)s))))
     GROUP BY m.thread_id
 """
 
@@ -157,26 +159,18 @@ def conversation_rows(folder: Folder, entries: list[FolderEntry]) -> list[Conver
     in Sent within an Inbox conversation)."""
     rows = [Conversation(entry=e) for e in entries]
     threads = [e.message.thread_id for e in entries if e.message.thread_id is not None]
+    sums: dict[int, tuple[Any, ...]] = {}
     if threads:
         bins = (Folder.SpecialUse.TRASH, Folder.SpecialUse.JUNK)
-        if folder.special_use in bins:
-            sql, params = _CONVERSATION_SUMS, [folder.account_id, threads, [folder.pk]]
-        else:
-            # The folder ids come from a subquery in the same statement: still one query.
-            sql = _CONVERSATION_SUMS.replace(
-                "e.folder_id = ANY(%s)",
-                "e.folder_id IN (SELECT f.id FROM mailcore_folder f WHERE f.account_id = %s"
-                " AND f.special_use NOT IN (%s, %s))",
-            )
-            params = [folder.account_id, threads, folder.account_id, *bins]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(_CONVERSATION_SUMS, {
+                "account": folder.account_id, "threads": threads, "folder": folder.pk,
+                "in_bin": folder.special_use in bins, "trash": str(bins[0]), "junk": str(bins[1]),
+            })
             sums = {row[0]: row[1:] for row in cursor.fetchall()}
-    else:
-        sums = {}
     for row in rows:
         message = row.entry.message
-        found = sums.get(message.thread_id)
+        found = sums.get(message.thread_id) if message.thread_id is not None else None
         if found is None:
             row.unread, row.flagged, row.attachments = not message.seen, message.flagged, message.has_attachments
             row.has_draft = message.draft
