@@ -59,6 +59,9 @@ class ComposeForm(forms.Form):
     html = forms.CharField(required=False, widget=forms.HiddenInput, max_length=2_000_000)
     references = forms.CharField(required=False, widget=forms.HiddenInput)
     keep_from = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    # Rich-text replies and forwards: the original quoted by reference (see views.compose.quote_of).
+    quote = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    quote_mode = forms.CharField(required=False, widget=forms.HiddenInput, max_length=10)
 
     def __init__(self, *args: Any, sending: bool = True, kept_size: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

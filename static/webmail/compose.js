@@ -69,25 +69,43 @@
     f.querySelector('[name="html"]').value = on ? editor.innerHTML : "";
     if (on) f.querySelector('[name="body"]').value = editor.innerText;
   }
+  function dropQuote(f) {
+    // The quote travels by reference in rich text; once it is in the text (or removed), not.
+    setField(f, "quote", "");
+    setField(f, "quote_mode", "");
+    const quoted = document.getElementById("quoted");
+    if (quoted) quoted.remove();
+  }
   document.addEventListener("change", function (ev) {
     if (!ev.target || ev.target.id !== "rich-toggle") return;
     const f = form();
     const on = ev.target.checked;
     const editor = document.getElementById("rich-editor");
-    if (on && !editor.innerHTML.trim()) {
-      const text = f.querySelector('[name="body"]').value;
+    const body = f.querySelector('[name="body"]');
+    if (on) {
+      // The text field is what was last edited: the editor starts from it.
       editor.textContent = "";
-      text.split("\n").forEach(function (line) {
+      body.value.split("\n").forEach(function (line) {
         const div = document.createElement("div");
         if (line) div.textContent = line; else div.appendChild(document.createElement("br"));
         editor.appendChild(div);
       });
+    } else {
+      const quoteText = document.getElementById("quote-text");
+      const quoteOn = quoteText && f.querySelector('[name="quote"]').value;
+      body.value = editor.innerText.replace(/\s+$/, "") + (quoteOn ? "\n\n" + quoteText.value : "");
+      if (quoteText) dropQuote(f);
     }
     f.querySelectorAll(".rich-only").forEach(function (el) { el.hidden = !on; });
     // Only the visible editor carries the name "Message".
     if (on) editor.setAttribute("aria-labelledby", "rich-label"); else editor.removeAttribute("aria-labelledby");
     f.querySelectorAll(".plain-only").forEach(function (el) { el.hidden = on; });
     syncRich();
+    dirty = true;
+  });
+  document.addEventListener("click", function (ev) {
+    if (!ev.target || ev.target.id !== "remove-quote") return;
+    dropQuote(form());
     dirty = true;
   });
   document.addEventListener("input", function (ev) {
