@@ -120,6 +120,7 @@ class SettingsForm(forms.Form):
     page_size = forms.TypedChoiceField(label="Messages per page", choices=PAGE_SIZES, coerce=int)
     conversation_view = forms.BooleanField(label="Conversation view", required=False)
     time_zone = forms.ChoiceField(label="Time zone")
+    keyboard_shortcuts = forms.BooleanField(label="Keyboard shortcuts (press ? to list them)", required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
