@@ -42,9 +42,15 @@ _ALLOWED_ATTRS: dict[str, set[str]] = {
     "colgroup": {"span"},
     "ol": {"start", "type"},
 }
-# url() in inline styles can fetch (background images, fonts); expression() and behaviours
-# are old IE script vectors. A style that mentions any of them is dropped whole.
-_DANGEROUS_CSS = re.compile(r"url\s*\(|expression\s*\(|behaviou?r\s*:|-moz-binding|@import|javascript:", re.I)
+# url(), image-set(), src() and the like in inline styles can fetch (background images, fonts);
+# expression() and behaviours are old IE script vectors. A style that mentions any of them is
+# dropped whole, and so is one with a backslash or a comment: CSS escapes ("\75 rl(" is url()) and
+# comments would hide those words from this check, and honest mail styles need neither.
+_DANGEROUS_CSS = re.compile(
+    r"url\s*\(|image-set\s*\(|src\s*\(|cross-fade\s*\(|element\s*\(|expression\s*\(|behaviou?r\s*:"
+    r"|-moz-binding|@import|javascript:|\\|/\*",
+    re.I,
+)
 _REMOTE = re.compile(r"^\s*(?:https?:)?//", re.I)
 
 
