@@ -59,6 +59,9 @@ class ComposeForm(forms.Form):
     html = forms.CharField(required=False, widget=forms.HiddenInput, max_length=2_000_000)
     references = forms.CharField(required=False, widget=forms.HiddenInput)
     keep_from = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    # Rich-text replies and forwards: the original quoted by reference (see views.compose.quote_of).
+    quote = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    quote_mode = forms.CharField(required=False, widget=forms.HiddenInput, max_length=10)
 
     def __init__(self, *args: Any, sending: bool = True, kept_size: int = 0, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -117,6 +120,7 @@ class SettingsForm(forms.Form):
     page_size = forms.TypedChoiceField(label="Messages per page", choices=PAGE_SIZES, coerce=int)
     conversation_view = forms.BooleanField(label="Conversation view", required=False)
     time_zone = forms.ChoiceField(label="Time zone")
+    keyboard_shortcuts = forms.BooleanField(label="Keyboard shortcuts (press ? to list them)", required=False)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -17,6 +17,7 @@ class Attachment:
     filename: str
     content_type: str
     data: bytes
+    content_id: str = ""  # set for images the HTML shows with cid:
 
 
 @dataclass
@@ -32,6 +33,11 @@ class Outgoing:
     in_reply_to: str = ""
     references: list[str] = field(default_factory=list)
     attachments: list[Attachment] = field(default_factory=list)
+    # Images the HTML part refers to by cid: (a quoted or forwarded original's), sent as
+    # multipart/related beside it.
+    related: list[Attachment] = field(default_factory=list)
+    # Drafts: "<message id> <reply|forward>" of the quoted original (X-Draft-Quote).
+    draft_quote: str = ""
     # Drafts keep address fields as typed when they do not parse yet.
     raw_fields: dict[str, str] = field(default_factory=dict)
 
@@ -120,10 +126,20 @@ def build_message(
         msg["In-Reply-To"] = f"<{outgoing.in_reply_to}>"
     if outgoing.references:
         msg["References"] = " ".join(f"<{r}>" for r in outgoing.references)
+    if include_bcc and outgoing.draft_quote:
+        msg[f"{DRAFT_FIELD_PREFIX}Quote"] = outgoing.draft_quote
     msg["MIME-Version"] = "1.0"
     msg.set_content(outgoing.body.replace("\r\n", "\n"))
     if outgoing.html:
         msg.add_alternative(outgoing.html, subtype="html")
+        html_part = msg.get_payload()[1]  # type: ignore[index]
+        assert isinstance(html_part, EmailMessage)
+        for image in outgoing.related:
+            maintype, _, subtype = image.content_type.partition("/")
+            if maintype != "image" or not subtype or "\n" in image.content_type:
+                continue
+            html_part.add_related(image.data, maintype=maintype, subtype=subtype,
+                                  cid=f"<{image.content_id}>", filename=image.filename, disposition="inline")
     for item in outgoing.attachments:
         maintype, _, subtype = item.content_type.partition("/")
         if not subtype or "\n" in item.content_type:

@@ -9,6 +9,7 @@ our inline-image view.
 
 from __future__ import annotations
 
+import html as htmllib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -41,9 +42,15 @@ _ALLOWED_ATTRS: dict[str, set[str]] = {
     "colgroup": {"span"},
     "ol": {"start", "type"},
 }
-# url() in inline styles can fetch (background images, fonts); expression() and behaviours
-# are old IE script vectors. A style that mentions any of them is dropped whole.
-_DANGEROUS_CSS = re.compile(r"url\s*\(|expression\s*\(|behaviou?r\s*:|-moz-binding|@import|javascript:", re.I)
+# url(), image-set(), src() and the like in inline styles can fetch (background images, fonts);
+# expression() and behaviours are old IE script vectors. A style that mentions any of them is
+# dropped whole, and so is one with a backslash or a comment: CSS escapes ("\75 rl(" is url()) and
+# comments would hide those words from this check, and honest mail styles need neither.
+_DANGEROUS_CSS = re.compile(
+    r"url\s*\(|image-set\s*\(|src\s*\(|cross-fade\s*\(|element\s*\(|expression\s*\(|behaviou?r\s*:"
+    r"|-moz-binding|@import|javascript:|\\|/\*",
+    re.I,
+)
 _REMOTE = re.compile(r"^\s*(?:https?:)?//", re.I)
 
 
@@ -162,3 +169,34 @@ def compose_html_clean(html: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer",
     )
+
+
+# Outgoing quotes are wrapped in this element; a resumed draft is cut there, because the
+# quote travels by reference (the original message) rather than through the editor.
+QUOTE_MARK = '<div class="wm-quote">'
+_BLOCKQUOTE_STYLE = "margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex"
+
+
+def text_as_html(text: str) -> str:
+    return f'<div style="white-space:pre-wrap">{htmllib.escape(text.replace(chr(13), ""))}</div>'
+
+
+def quote_html(original_html: str, attribution: str) -> str:
+    """A reply's quote: the attribution line, then the (already sanitised) original in a
+    ``<blockquote type="cite">``, as Gmail and Thunderbird write it."""
+    return (f'{QUOTE_MARK}<div>{htmllib.escape(attribution)}</div>'
+            f'<blockquote type="cite" style="{_BLOCKQUOTE_STYLE}">{original_html}</blockquote></div>')
+
+
+def forward_html(original_html: str, header_lines: list[str]) -> str:
+    """A forward: the original's headers block, then the (already sanitised) original."""
+    header = "<br>".join(htmllib.escape(line) for line in header_lines)
+    return f"{QUOTE_MARK}<div>{header}</div><br>{original_html}</div>"
+
+
+def quotable_html(html: str) -> str:
+    """The original HTML as it may go out again in a quote: cleaned by the reading allow-list,
+    ``cid:`` references kept (the images travel along as related parts), remote images kept
+    (the recipient's client decides about those)."""
+    cleaned, _ = sanitize_html(html, inline_url=lambda cid: f"cid:{cid}", allow_remote_images=True)
+    return cleaned

@@ -7,14 +7,15 @@ uid desc): a page is one indexed range scan however deep it is, never an OFFSET.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db.models import Prefetch
+from django.db import connection
+from django.db.models import Exists, OuterRef, Prefetch, Q
 from django.http import Http404
 
-from mailcore.models import Account, Folder, FolderEntry, Message
+from mailcore.models import Account, Alias, Folder, FolderEntry, Message
 from mailcore.store import SPECIAL_FOLDERS
 
 # A conversation page shows at most this many messages, the newest ones (and the one opened).
@@ -67,14 +68,55 @@ class Cursor:
 
 
 @dataclass
+class Conversation:
+    """One row of the conversation list: the newest entry of a thread in the folder, and what
+    the thread's messages there (and in the other folders, outside Trash and Junk) add up to."""
+
+    entry: FolderEntry
+    count: int = 1
+    unread: bool = False
+    flagged: bool = False
+    attachments: bool = False
+    senders: list[tuple[str, str]] = field(default_factory=list)  # (name, address), oldest first
+    has_draft: bool = False
+    names: list[str] = field(default_factory=list)  # filled by the view (webmail.conversations)
+
+    @property
+    def message(self) -> Message:
+        return self.entry.message
+
+    @property
+    def key(self) -> str:
+        """What a selection posts: ``t<thread id>``, or ``m<message id>`` for a lone message."""
+        thread = self.entry.message.thread_id
+        return f"t{thread}" if thread is not None else f"m{self.entry.message_id}"
+
+
+@dataclass
 class Page:
     entries: list[FolderEntry]
     next_cursor: Cursor | None
+    conversations: list[Conversation] | None = None
 
 
-def folder_page(folder: Folder, *, after: Cursor | None, size: int) -> Page:
-    """One page of a folder, newest first, with each entry's message (one query)."""
+def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversations: bool = False) -> Page:
+    """One page of a folder, newest first, with each entry's message (one query).
+
+    With ``conversations``, one row per thread: only the newest entry of each thread in the
+    folder is listed (a second query sums up the page's threads, see ``conversation_rows``).
+    """
     qs = FolderEntry.objects.filter(folder=folder)
+    if conversations:
+        # The newest entry of its thread in this folder: no entry of the same thread in the
+        # folder sorts after it. Probed per candidate row through message_account_thread and
+        # entry_message, so a page costs what it scans, not what the folder holds.
+        newer = FolderEntry.objects.filter(
+            folder_id=OuterRef("folder_id"),
+            message__account_id=folder.account_id,
+            message__thread_id=OuterRef("message__thread_id"),
+        ).filter(Q(received_at__gt=OuterRef("received_at"))
+                 | Q(received_at=OuterRef("received_at"), uid__gt=OuterRef("uid")))
+        qs = qs.filter(~Exists(newer))
     if after is not None:
         # A row comparison, which PostgreSQL turns into a bound of the range scan on
         # entry_folder_date; the equivalent OR of two conditions is filtered row by row.
@@ -92,7 +134,52 @@ def folder_page(folder: Folder, *, after: Cursor | None, size: int) -> Page:
         rows = rows[:size]
         last = rows[-1]
         next_cursor = Cursor(received_at=last.received_at, uid=last.uid)
-    return Page(entries=rows, next_cursor=next_cursor)
+    page = Page(entries=rows, next_cursor=next_cursor)
+    if conversations:
+        page.conversations = conversation_rows(folder, rows)
+    return page
+
+
+_CONVERSATION_SUMS = """
+    SELECT m.thread_id, count(*), bool_or(NOT m.seen), bool_or(m.flagged), bool_or(m.has_attachments),
+           bool_or(m.draft), array_agg(m.from_name ORDER BY m.received_at, m.id),
+           array_agg(m.from_email ORDER BY m.received_at, m.id)
+    FROM mailcore_message m
+    WHERE m.account_id = %(account)s AND m.thread_id = ANY(%(threads)s) AND EXISTS (
+        SELECT 1 FROM mailcore_folderentry e JOIN mailcore_folder f ON f.id = e.folder_id
+        WHERE e.message_id = m.id AND f.account_id = %(account)s
+          AND (f.id = %(folder)s OR (NOT %(in_bin)s AND f.special_use NOT IN (%(trash)s, %(junk)s))))
+    GROUP BY m.thread_id
+"""
+
+
+def conversation_rows(folder: Folder, entries: list[FolderEntry]) -> list[Conversation]:
+    """Sum up the threads of a page in one statement: messages counted in this folder and, for
+    a folder other than Trash or Junk, in every folder but those (as Gmail counts your replies
+    in Sent within an Inbox conversation)."""
+    rows = [Conversation(entry=e) for e in entries]
+    threads = [e.message.thread_id for e in entries if e.message.thread_id is not None]
+    sums: dict[int, tuple[Any, ...]] = {}
+    if threads:
+        bins = (Folder.SpecialUse.TRASH, Folder.SpecialUse.JUNK)
+        with connection.cursor() as cursor:
+            cursor.execute(_CONVERSATION_SUMS, {
+                "account": folder.account_id, "threads": threads, "folder": folder.pk,
+                "in_bin": folder.special_use in bins, "trash": str(bins[0]), "junk": str(bins[1]),
+            })
+            sums = {row[0]: row[1:] for row in cursor.fetchall()}
+    for row in rows:
+        message = row.entry.message
+        found = sums.get(message.thread_id) if message.thread_id is not None else None
+        if found is None:
+            row.unread, row.flagged, row.attachments = not message.seen, message.flagged, message.has_attachments
+            row.has_draft = message.draft
+            row.senders = [(message.from_name, message.from_email)]
+            continue
+        count, unread, flagged, attachments, draft, names, addresses = found
+        row.count, row.unread, row.flagged, row.attachments, row.has_draft = count, unread, flagged, attachments, draft
+        row.senders = list(zip(names, addresses, strict=True))
+    return rows
 
 
 def message_for_user(account: Account, message_id: int) -> Message:
@@ -117,6 +204,26 @@ def thread_for_user(account: Account, message: Message, *, whole: bool = True) -
         messages = [*messages[: MAX_THREAD_SHOWN - 1], *thread_for_user(account, message, whole=False)]
     messages.sort(key=lambda m: (m.received_at, m.pk))
     return messages
+
+
+def own_addresses(account: Account) -> set[str]:
+    """The account's address and the aliases that deliver to it, lower case (one query)."""
+    aliases = Alias.objects.filter(destinations__contains=[account.address]).values_list("address", flat=True)
+    return {account.address.lower(), *(a.lower() for a in aliases)}
+
+
+def entries_for_selection(
+    account: Account, folder: Folder, *, message_ids: Sequence[int], thread_ids: Sequence[int]
+) -> list[int]:
+    """The UIDs in ``folder`` of the given messages, and of every message of the given threads,
+    of ``account`` (anything else silently dropped)."""
+    wanted = Q(message_id__in=list(message_ids))
+    if thread_ids:
+        wanted |= Q(message__thread_id__in=list(thread_ids))
+    return list(
+        FolderEntry.objects.filter(wanted, folder=folder, folder__account=account, message__account=account)
+        .values_list("uid", flat=True)
+    )
 
 
 def entries_for_messages(account: Account, folder: Folder, message_ids: Sequence[int]) -> list[int]:

@@ -161,6 +161,9 @@ TLS_KEY_FILE = env_str("TLS_KEY_FILE", "")
 ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK = env_bool("ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK", False)
 
 MAX_MESSAGE_SIZE = env_size("MAX_MESSAGE_SIZE", 25 * 1024 * 1024)
+# The largest HTTP request body the web role reads (uploads travel raw, not base64, so a full
+# message fits with room for the form's text fields); larger ones get 413 before Django reads them.
+MAX_REQUEST_BODY = env_size("MAX_REQUEST_BODY", MAX_MESSAGE_SIZE + 2 * 1024 * 1024)
 DEFAULT_QUOTA = env_size("DEFAULT_QUOTA", 1024**3)
 MAX_RECIPIENTS = env_int("MAX_RECIPIENTS", 100, minimum=1)
 AUTH_FAILURE_LIMIT = env_int("AUTH_FAILURE_LIMIT", 5, minimum=1)

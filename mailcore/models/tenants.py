@@ -102,6 +102,7 @@ class Account(AbstractBaseUser, PermissionsMixin):
     page_size = models.PositiveSmallIntegerField(default=50)
     conversation_view = models.BooleanField(default=True)
     time_zone = models.CharField(max_length=64, default="UTC")
+    keyboard_shortcuts = models.BooleanField(default=True)
 
     objects = AccountManager()
 

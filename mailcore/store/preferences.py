@@ -22,6 +22,7 @@ def account_preferences_set(
     page_size: int,
     conversation_view: bool,
     time_zone: str,
+    keyboard_shortcuts: bool = True,
 ) -> Account:
     if not 1 <= page_size <= MAX_PAGE_SIZE:
         raise StoreError(f"a page holds 1 to {MAX_PAGE_SIZE} messages")
@@ -32,5 +33,7 @@ def account_preferences_set(
     account.page_size = page_size
     account.conversation_view = conversation_view
     account.time_zone = time_zone
-    account.save(update_fields=["display_name", "signature", "page_size", "conversation_view", "time_zone"])
+    account.keyboard_shortcuts = keyboard_shortcuts
+    account.save(update_fields=["display_name", "signature", "page_size", "conversation_view", "time_zone",
+                                "keyboard_shortcuts"])
     return account

@@ -54,10 +54,56 @@
     if (bar && ev.detail.lengthComputable) {
       bar.hidden = false;
       bar.value = Math.round(ev.detail.loaded / ev.detail.total * 100);
+      bar.setAttribute("aria-valuetext", "Uploading: " + bar.value + "%");
     }
   });
+  function chosenSize(f) {
+    let total = 0;
+    const input = f.querySelector('input[type=file][name="attachments"]');
+    if (input) Array.from(input.files).forEach(function (file) { total += file.size; });
+    return total;
+  }
+  function formError(f, text) {
+    let box = document.getElementById("send-error");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "send-error";
+      box.className = "error";
+      box.setAttribute("role", "alert");
+      f.insertBefore(box, f.querySelector(".actions"));
+    }
+    box.textContent = text;
+  }
   document.addEventListener("htmx:beforeRequest", function (ev) {
-    if (ev.detail.elt && ev.detail.elt.id === "compose") dirty = false;  // Send supersedes autosave
+    if (!ev.detail.elt || ev.detail.elt.id !== "compose") return;
+    const f = form();
+    const note = document.getElementById("limit-note");
+    const limit = note ? Number(note.dataset.limit) : 0;
+    if (limit && chosenSize(f) > limit) {
+      // Nothing leaves: the server would refuse it after the whole upload.
+      ev.preventDefault();
+      formError(f, "Not sent: the attached files are over the limit of " + (limit / 1048576).toFixed(1) +
+        " MB. Remove some and send again; everything you typed is still here.");
+      f.querySelector('input[type=file][name="attachments"]').focus();
+      return;
+    }
+    dirty = false;  // Send supersedes autosave
+  });
+  document.addEventListener("htmx:afterRequest", function (ev) {
+    if (!ev.detail.elt || ev.detail.elt.id !== "compose") return;
+    const bar = document.getElementById("upload-progress");
+    if (bar && !ev.detail.successful) bar.hidden = true;
+    if (ev.detail.successful || !ev.detail.xhr) return;
+    const status = ev.detail.xhr.status;
+    const f = form();
+    dirty = true;  // what was typed is still here; keep saving it
+    if (status === 413) {
+      formError(f, "Not sent: the message is larger than the server accepts. Remove an attachment and send again; everything you typed is still here.");
+    } else if (status === 0) {
+      formError(f, "Not sent: the server could not be reached. Check your connection and send again; everything you typed is still here.");
+    } else if (status >= 500 || status === 403) {
+      formError(f, "Not sent: the server refused the request (" + status + "). Try again; everything you typed is still here.");
+    }
   });
   // Rich text: a contenteditable editor mirrored into the hidden "html" field and, as plain
   // text, into the "Message" textarea (the text/plain alternative).
@@ -69,25 +115,43 @@
     f.querySelector('[name="html"]').value = on ? editor.innerHTML : "";
     if (on) f.querySelector('[name="body"]').value = editor.innerText;
   }
+  function dropQuote(f) {
+    // The quote travels by reference in rich text; once it is in the text (or removed), not.
+    setField(f, "quote", "");
+    setField(f, "quote_mode", "");
+    const quoted = document.getElementById("quoted");
+    if (quoted) quoted.remove();
+  }
   document.addEventListener("change", function (ev) {
     if (!ev.target || ev.target.id !== "rich-toggle") return;
     const f = form();
     const on = ev.target.checked;
     const editor = document.getElementById("rich-editor");
-    if (on && !editor.innerHTML.trim()) {
-      const text = f.querySelector('[name="body"]').value;
+    const body = f.querySelector('[name="body"]');
+    if (on) {
+      // The text field is what was last edited: the editor starts from it.
       editor.textContent = "";
-      text.split("\n").forEach(function (line) {
+      body.value.split("\n").forEach(function (line) {
         const div = document.createElement("div");
         if (line) div.textContent = line; else div.appendChild(document.createElement("br"));
         editor.appendChild(div);
       });
+    } else {
+      const quoteText = document.getElementById("quote-text");
+      const quoteOn = quoteText && f.querySelector('[name="quote"]').value;
+      body.value = editor.innerText.replace(/\s+$/, "") + (quoteOn ? "\n\n" + quoteText.value : "");
+      if (quoteText) dropQuote(f);
     }
     f.querySelectorAll(".rich-only").forEach(function (el) { el.hidden = !on; });
     // Only the visible editor carries the name "Message".
     if (on) editor.setAttribute("aria-labelledby", "rich-label"); else editor.removeAttribute("aria-labelledby");
     f.querySelectorAll(".plain-only").forEach(function (el) { el.hidden = on; });
     syncRich();
+    dirty = true;
+  });
+  document.addEventListener("click", function (ev) {
+    if (!ev.target || ev.target.id !== "remove-quote") return;
+    dropQuote(form());
     dirty = true;
   });
   document.addEventListener("input", function (ev) {

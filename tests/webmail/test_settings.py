@@ -89,3 +89,20 @@ def test_dates_are_shown_in_the_accounts_time_zone(alice_client: Client, alice: 
 
     local = entry.received_at.astimezone(ZoneInfo("Asia/Tokyo")).strftime("%H:%M")
     assert local in alice_client.get(f"/f/{inbox.pk}/").content.decode()
+
+
+def test_keyboard_shortcuts_setting_decides_whether_the_script_and_help_are_served(alice_client: Client,
+                                                                                    alice: Account) -> None:
+    page = alice_client.get("/settings/").content.decode()
+    assert "webmail/keys.js" in page and 'id="shortcuts-help"' in page and "checked" in page.split(
+        'name="keyboard_shortcuts"')[0][-40:] + page.split('name="keyboard_shortcuts"')[1][:60]
+    alice_client.post("/settings/", {"display_name": "", "signature": "", "page_size": "50", "time_zone": "UTC",
+                                     "conversation_view": "on"})
+    alice.refresh_from_db()
+    assert alice.keyboard_shortcuts is False and alice.conversation_view is True
+    page = alice_client.get("/settings/").content.decode()
+    assert "webmail/keys.js" not in page and 'id="shortcuts-help"' not in page
+    alice_client.post("/settings/", {"display_name": "", "signature": "", "page_size": "50", "time_zone": "UTC",
+                                     "keyboard_shortcuts": "on"})
+    alice.refresh_from_db()
+    assert alice.keyboard_shortcuts is True

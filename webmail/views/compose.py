@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.policy
 import email.utils
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
@@ -15,6 +16,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 from django.views.decorators.http import require_http_methods, require_POST
 
 from mailcore import store
@@ -61,18 +63,82 @@ def _kept_attachments(account: Account, source_id: int | None, parts: list[str])
     return out
 
 
+QUOTE_MODES = ("reply", "forward")
+
+
+@dataclass
+class Quote:
+    """What a reply or forward carries of its original, in both renderings."""
+
+    message: Message
+    mode: str
+    intro: list[str]  # the attribution line, or the forwarded headers block
+    plain: str  # appended to the text: "On ..., ... wrote:" and "> " lines, or headers and text
+    html: str  # appended to the HTML: a blockquote under the attribution, or headers and original
+    related: list[Attachment]  # the original's cid: images the HTML shows
+
+
+def _sender_of(message: Message) -> str:
+    return email.utils.formataddr((message.from_name, message.from_email)) if message.from_name else message.from_email
+
+
+def quote_of(account: Account, message_id: int | None, mode: str) -> Quote | None:
+    """The quote of one of ``account``'s messages (None for anything else)."""
+    if not message_id or mode not in QUOTE_MODES:
+        return None
+    original = Message.objects.select_related("blob").filter(pk=message_id, account=account).first()
+    if original is None:
+        return None
+    raw = bytes(original.blob.data)
+    text = reading.plain_text_body(raw, original.bodystructure, original.text_part, original.html_part)
+    html_source = reading.part_text(raw, original.bodystructure, original.html_part) if original.html_part else None
+    original_html = reading.quotable_html(html_source) if html_source is not None else reading.text_as_html(text)
+    when = timezone.localtime(original.date or original.received_at).strftime("%a, %d %b %Y at %H:%M")
+    if mode == "forward":
+        intro = ["---------- Forwarded message ---------", f"From: {_sender_of(original)}", f"Date: {when}",
+                 f"Subject: {original.subject}", f"To: {original.to_text}"]
+        if original.cc_text:
+            intro.append(f"Cc: {original.cc_text}")
+        plain = "\n".join(intro) + f"\n\n{text}"
+        html = reading.forward_html(original_html, intro)
+    else:
+        intro = [f"On {when}, {_sender_of(original)} wrote:"]
+        plain = f"{intro[0]}\n{reading.quote_text(text)}\n"
+        html = reading.quote_html(original_html, intro[0])
+    related = []
+    if html_source is not None:
+        for item in original.attachments or []:
+            if (isinstance(item, dict) and item.get("content_id") and str(item.get("content_type", "")).startswith("image/")
+                    and f"cid:{item['content_id']}" in original_html):
+                data = reading.part_bytes(raw, original.bodystructure, str(item.get("part")))
+                if data is not None:
+                    related.append(Attachment(filename=str(item.get("filename") or "image"),
+                                              content_type=str(item["content_type"]), data=data,
+                                              content_id=str(item["content_id"])))
+    return Quote(message=original, mode=mode, intro=intro, plain=plain, html=html, related=related)
+
+
 def _outgoing(account: Account, form: ComposeForm, uploads: list[UploadedFile], kept: list[Attachment]) -> Outgoing:
     data = form.cleaned_data
     references = [r.strip("<>") for r in (data.get("references") or "").split() if r.strip("<>")]
     files = [Attachment(filename=f.name or "attachment", content_type=f.content_type or "application/octet-stream",
                         data=f.read()) for f in uploads]
-    return Outgoing(
+    outgoing = Outgoing(
         from_name=account.display_name, from_address=account.address,
         to=data.get("to") or [], cc=data.get("cc") or [], bcc=data.get("bcc") or [],
         subject=data.get("subject") or "", body=data.get("body") or "", html=data.get("html") or "",
         in_reply_to=(data.get("in_reply_to") or "").strip("<> "), references=references,
         attachments=kept + files, raw_fields=dict(form.raw_fields),
     )
+    # Rich text: the quote travels by reference and is appended here, to both renderings (in
+    # plain text it is in the Message field itself, where it can be trimmed).
+    quote = quote_of(account, data.get("quote"), data.get("quote_mode") or "")
+    if quote is not None:
+        outgoing.body = f"{outgoing.body.rstrip()}\n\n{quote.plain}"
+        outgoing.html = f"{outgoing.html}<br>{quote.html}"
+        outgoing.related = quote.related
+        outgoing.draft_quote = f"{quote.message.pk} {quote.mode}"
+    return outgoing
 
 
 def _draft_save(account: Account, outgoing: Outgoing, replaces: int | None) -> Message:
@@ -125,44 +191,67 @@ def _initial_for(account: Account, request: HttpRequest) -> dict[str, Any]:
         html = html_part.get_content() if isinstance(html_part, EmailMessage) and html_part.get_content_subtype() == "html" else ""
         body_part = parsed.get_body(preferencelist=("plain",))
         body = body_part.get_content().replace("\r\n", "\n").removesuffix("\n") if isinstance(body_part, EmailMessage) else ""
+        resumed: dict[str, Any] = {}
+        quoted_id, _, quoted_mode = str(parsed.get(DRAFT_FIELD_PREFIX + "Quote") or "").strip().partition(" ")
+        if html and quoted_id.isdigit() and quote_of(account, int(quoted_id), quoted_mode) is not None:
+            # The quote is appended again when sent: the editor gets only what was typed.
+            html = html.partition(reading.QUOTE_MARK)[0].removesuffix("<br>")
+            resumed = {"quote": int(quoted_id), "quote_mode": quoted_mode}
         return {
             **{name.lower(): str(parsed.get(name) or parsed.get(DRAFT_FIELD_PREFIX + name) or "")
                for name in ("To", "Cc", "Bcc")},
             "subject": str(parsed.get("Subject", "")), "body": body, "html": html,
             "in_reply_to": str(parsed.get("In-Reply-To", "")).strip().strip("<>"),
             "references": str(parsed.get("References", "")),
-            "draft": original.pk, "keep_from": original.pk, "keep": _draft_parts(original),
+            "draft": original.pk, "keep_from": original.pk, "keep": _draft_parts(original), **resumed,
         }
-    text = reading.plain_text_body(raw, original.bodystructure, original.text_part, original.html_part)
-    sender = email.utils.formataddr((original.from_name, original.from_email)) if original.from_name else original.from_email
-    when = timezone.localtime(original.date or original.received_at).strftime("%a, %d %b %Y at %H:%M")
+    mode = "forward" if key == "forward" else "reply"
+    quote = quote_of(account, original.pk, mode)
+    assert quote is not None
+    # An HTML original is answered in rich text, quoting its HTML; the plain-text field holds
+    # the "> " quote for when the writer switches rich text off.
+    rich: dict[str, Any] = {}
+    if original.html_part:
+        signature_html = ("<div>-- <br>" + "<br>".join(escape(line) for line in account.signature.splitlines())
+                          + "</div>") if account.signature else ""
+        rich = {"html": f"<div><br></div>{signature_html}", "quote": original.pk, "quote_mode": mode}
     if key == "forward":
-        header = (f"---------- Forwarded message ---------\nFrom: {sender}\nDate: {when}\n"
-                  f"Subject: {original.subject}\nTo: {original.to_text}\n")
-        if original.cc_text:
-            header += f"Cc: {original.cc_text}\n"
         return {
-            "subject": forward_subject(original.subject), "body": f"{signature}\n\n{header}\n{text}",
-            "keep_from": original.pk, "keep": _draft_parts(original),
+            "subject": forward_subject(original.subject), "body": f"{signature}\n\n{quote.plain}",
+            "keep_from": original.pk, "keep": _draft_parts(original), **rich,
         }
     reply_to = email.utils.getaddresses([str(v) for v in parsed.get_all("Reply-To", [])])
+    own = selectors.own_addresses(account)
     to_pairs = [(n, a) for n, a in reply_to if a] or [(original.from_name, original.from_email)]
+    if original.from_email.lower() in own and not reply_to:
+        # Replying to one's own message (from Sent) goes to its recipients, as in Gmail.
+        to_pairs = [(n, a) for n, a in email.utils.getaddresses([str(v) for v in parsed.get_all("To", [])])
+                    if a and a.lower() not in own] or to_pairs
+    to_pairs = _dedupe(to_pairs, set())
     cc_pairs: list[tuple[str, str]] = []
     if get.get("all") == "1":
-        own = {account.address.lower()}
-        seen = {a.lower() for _, a in to_pairs} | own
-        for name, address in email.utils.getaddresses([str(v) for v in parsed.get_all("To", []) + parsed.get_all("Cc", [])]):
-            if address and address.lower() not in seen:
-                seen.add(address.lower())
-                cc_pairs.append((name, address))
+        taken = {a.lower() for _, a in to_pairs} | own
+        cc_pairs = _dedupe(email.utils.getaddresses([str(v) for v in parsed.get_all("To", []) + parsed.get_all("Cc", [])]),
+                           taken)
     references = [*(original.references or []), original.message_id] if original.message_id else list(original.references or [])
     return {
         "to": format_addresses(to_pairs), "cc": format_addresses(cc_pairs),
         "subject": reply_subject(original.subject),
-        "body": f"{signature}\n\nOn {when}, {sender} wrote:\n{reading.quote_text(text)}\n",
+        "body": f"{signature}\n\n{quote.plain}",
         "in_reply_to": original.message_id,
-        "references": " ".join(f"<{r}>" for r in references if r),
+        "references": " ".join(f"<{r}>" for r in dict.fromkeys(references) if r),
+        **rich,
     }
+
+
+def _dedupe(pairs: list[tuple[str, str]], taken: set[str]) -> list[tuple[str, str]]:
+    """Addresses once each (case-insensitively), none of ``taken`` (which grows)."""
+    out = []
+    for name, address in pairs:
+        if address and address.lower() not in taken:
+            taken.add(address.lower())
+            out.append((name, address))
+    return out
 
 
 def _render(request: HttpRequest, form: ComposeForm, *, status: int = 200, note: str = "") -> HttpResponse:
@@ -177,7 +266,11 @@ def _render(request: HttpRequest, form: ComposeForm, *, status: int = 200, note:
     # Whatever reaches the editor is cleaned again here: a draft may be any message someone
     # moved into Drafts, and this page runs in our own origin.
     editor_html = reading.compose_html_clean(str(form["html"].value() or ""))
-    context = {"form": form, "kept": kept, "limit": attachment_limit(), "note": note, "editor_html": editor_html}
+    quote_id = form["quote"].value()
+    quote = quote_of(account, int(quote_id), str(form["quote_mode"].value() or "")) \
+        if quote_id and str(quote_id).isdigit() and len(str(quote_id)) < 19 else None
+    context = {"form": form, "kept": kept, "limit": attachment_limit(), "note": note, "editor_html": editor_html,
+               "quote": quote}
     if getattr(request, "htmx", False):
         return render(request, "webmail/_compose_form.html", context, status=200)
     context.update(_sidebar_context(account, None))

@@ -14,6 +14,7 @@ from mailcore import store
 from mailcore.models import Account, Folder
 
 from .. import selectors
+from ..conversations import participants
 from ..selectors import Cursor
 from .common import account_of, hx_redirect, mail_view
 
@@ -37,7 +38,13 @@ def index(request: HttpRequest) -> HttpResponseBase:
 def _list_context(request: HttpRequest, folder: Folder) -> dict[str, object]:
     account = account_of(request)
     after = Cursor.decode(request.GET.get("after"))
-    page = selectors.folder_page(folder, after=after, size=account.page_size)
+    # Drafts stay one row each (each is resumed on its own), as in Gmail.
+    grouped = account.conversation_view and folder.special_use != Folder.SpecialUse.DRAFTS
+    page = selectors.folder_page(folder, after=after, size=account.page_size, conversations=grouped)
+    if page.conversations:
+        own = selectors.own_addresses(account)
+        for row in page.conversations:
+            row.names = participants(row.senders, own)
     return {
         "folder": folder,
         "page": page,
@@ -148,12 +155,19 @@ def folder_action(request: HttpRequest, folder_id: int) -> HttpResponse:
     action = ACTIONS.get(request.POST.get("action", ""))
     if action is None:
         return HttpResponse("Unknown action.", status=400)
-    ids = [int(v) for v in request.POST.getlist("ids") if v.isdigit()]
+    # A selection names messages ("123" or "m123") and, in the conversation list, whole
+    # threads ("t45"): every message of the thread in this folder.
+    ids: list[int] = []
+    threads: list[int] = []
+    for value in request.POST.getlist("ids"):
+        kind, number = (value[0], value[1:]) if value[:1] in ("m", "t") else ("m", value)
+        if number.isdigit() and len(number) < 19:
+            (threads if kind == "t" else ids).append(int(number))
     target = None
     if request.POST.get("target", "").isdigit():
         target = selectors.folder_for_user(account, int(request.POST["target"]))
     note = "Nothing selected."
-    uids = selectors.entries_for_messages(account, folder, ids)
+    uids = selectors.entries_for_selection(account, folder, message_ids=ids, thread_ids=threads)
     if uids:
         with transaction.atomic():
             note = action(account, folder, uids, target)

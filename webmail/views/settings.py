@@ -23,6 +23,7 @@ def _page(request: HttpRequest, account: Account, *, prefs: SettingsForm | None 
     prefs = prefs or SettingsForm(initial={
         "display_name": account.display_name, "signature": account.signature, "page_size": account.page_size,
         "conversation_view": account.conversation_view, "time_zone": account.time_zone,
+        "keyboard_shortcuts": account.keyboard_shortcuts,
     })
     context = {
         **_sidebar_context(account, None),
