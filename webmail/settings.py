@@ -151,6 +151,8 @@ IMAP_PORT = env_int("IMAP_PORT", 2143, minimum=0, maximum=65535)
 IMAPS_PORT = env_int("IMAPS_PORT", 2993, minimum=0, maximum=65535)
 POP3_PORT = env_int("POP3_PORT", 2110, minimum=0, maximum=65535)
 POP3S_PORT = env_int("POP3S_PORT", 2995, minimum=0, maximum=65535)
+# Worker processes of `runmail` sharing the mail ports (SO_REUSEPORT); 1 runs everything in one.
+MAIL_PROCESSES = env_int("MAIL_PROCESSES", 1, minimum=1, maximum=256)
 # Listeners that expect a PROXY protocol (v1 or v2) header first, by role name:
 # smtp, submission, smtps, imap, imaps, pop3, pop3s.
 PROXY_PROTOCOL_LISTENERS = env_list("PROXY_PROTOCOL_LISTENERS", [])

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
+from mailcore.net.listen import ServerGroup, describe, listen_sockets
 from mailcore.net.tls import server_context
 
 from .parser import ParseError, literal_at_end, parse_command
@@ -226,14 +227,14 @@ class Connection:
 
 
 class Listener:
-    def __init__(self, server: asyncio.Server, db: DatabasePool, tasks: set[asyncio.Task[None]]) -> None:
+    def __init__(self, server: asyncio.AbstractServer, db: DatabasePool, tasks: set[asyncio.Task[None]]) -> None:
         self.server = server
         self.db = db
         self.tasks = tasks
 
     @property
     def port(self) -> int:
-        return int(self.server.sockets[0].getsockname()[1])
+        return int(self.server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         self.server.close()
@@ -246,8 +247,8 @@ class Listener:
 
 
 async def start_listener(host: str, port: int, *, implicit_tls: bool = False, limits: Limits | None = None,
-                         db: DatabasePool | None = None) -> Listener:
-    """Listen for IMAP clients on host:port (port 0 picks a free one)."""
+                         db: DatabasePool | None = None, sockets: list[socket.socket] | None = None) -> Listener:
+    """Listen for IMAP clients on host:port (port 0 picks a free one), or on ``sockets`` already bound."""
     limits = limits or Limits()
     pool = db or DatabasePool(limits.db_threads)
     tasks: set[asyncio.Task[None]] = set()
@@ -266,16 +267,28 @@ async def start_listener(host: str, port: int, *, implicit_tls: bool = False, li
         finally:
             tasks.discard(task)
 
-    server = await asyncio.start_server(client, host, port, ssl=server_context() if implicit_tls else None,
-                                        limit=limits.line + 2)
+    tls = server_context() if implicit_tls else None
+    server: asyncio.AbstractServer
+    if sockets:
+        server = ServerGroup([await asyncio.start_server(client, sock=sock, ssl=tls, limit=limits.line + 2)
+                              for sock in sockets])
+    else:
+        server = await asyncio.start_server(client, host, port, ssl=tls, limit=limits.line + 2)
     return Listener(server, pool, tasks)
+
+
+def listen_ports() -> list[tuple[str, int]]:
+    """(listener name, port) of the listeners :func:`serve` opens, for the supervisor."""
+    return [("imap", int(settings.IMAP_PORT)), ("imaps", int(settings.IMAPS_PORT))]
 
 
 async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
     lines = []
-    for port, implicit in ((settings.IMAP_PORT, False), (settings.IMAPS_PORT, True)):
-        listener = await start_listener(settings.MAIL_BIND, port, implicit_tls=implicit)
+    for name, port in listen_ports():
+        implicit = name == "imaps"
+        sockets = listen_sockets(name, settings.MAIL_BIND, port)
+        listener = await start_listener(settings.MAIL_BIND, port, implicit_tls=implicit, sockets=sockets)
         stack.push_async_callback(listener.close)
-        lines.append(f"IMAP{'S' if implicit else ''} listening on {settings.MAIL_BIND}:{listener.port}"
+        lines.append(f"IMAP{'S' if implicit else ''} listening on {describe(sockets)}"
                      f" ({'implicit TLS' if implicit else 'STARTTLS'})")
     return lines

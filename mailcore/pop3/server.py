@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
+from mailcore.net.listen import ServerGroup, describe, listen_sockets
 from mailcore.net.tls import server_context
 
 from .maildrop import Maildrop, close_worker_connections
@@ -104,7 +106,7 @@ class Pop3Service:
             self.executor,
             leave_on_server=settings.POP3_LEAVE_ON_SERVER if leave_on_server is None else leave_on_server,
         )
-        self.servers: list[asyncio.Server] = []
+        self.servers: list[asyncio.AbstractServer] = []
         self.connections: set[asyncio.Task[None]] = set()
         self.sessions: set[Session] = set()
 
@@ -112,7 +114,9 @@ class Pop3Service:
         with self._workers_lock:
             self._workers += 1
 
-    async def listen(self, host: str, port: int, *, implicit_tls: bool = False) -> asyncio.Server:
+    async def listen(self, host: str, port: int, *, implicit_tls: bool = False,
+                     sockets: list[socket.socket] | None = None) -> asyncio.AbstractServer:
+        """Listen on host:port (port 0 picks a free one), or on ``sockets`` already bound."""
         if implicit_tls and self.ssl_context is None:
             raise ValueError("implicit TLS needs an SSL context")
 
@@ -125,11 +129,14 @@ class Pop3Service:
             finally:
                 self.connections.discard(task)
 
-        if implicit_tls:
-            server = await asyncio.start_server(accept, host, port, ssl=self.ssl_context,
-                                                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        tls = self.ssl_context if implicit_tls else None
+        timeout = TLS_HANDSHAKE_TIMEOUT if implicit_tls else None
+        server: asyncio.AbstractServer
+        if sockets:
+            server = ServerGroup([await asyncio.start_server(accept, sock=sock, ssl=tls, ssl_handshake_timeout=timeout)
+                                  for sock in sockets])
         else:
-            server = await asyncio.start_server(accept, host, port)
+            server = await asyncio.start_server(accept, host, port, ssl=tls, ssl_handshake_timeout=timeout)
         self.servers.append(server)
         return server
 
@@ -225,13 +232,20 @@ class Pop3Service:
         self.executor.shutdown(wait=True)
 
 
+def listen_ports() -> list[tuple[str, int]]:
+    """(listener name, port) of the listeners :func:`serve` opens, for the supervisor."""
+    return [("pop3", int(settings.POP3_PORT)), ("pop3s", int(settings.POP3S_PORT))]
+
+
 async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
     """Open POP3 (with STLS) and POP3S on ``MAIL_BIND`` for ``manage.py runmail``."""
     service = Pop3Service(ssl_context=server_context())
     stack.push_async_callback(service.aclose)
     lines = []
-    for port, implicit_tls, name in ((settings.POP3_PORT, False, "pop3"), (settings.POP3S_PORT, True, "pop3s")):
-        server = await service.listen(settings.MAIL_BIND, port, implicit_tls=implicit_tls)
-        bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
+    for name, port in listen_ports():
+        implicit_tls = name == "pop3s"
+        sockets = listen_sockets(name, settings.MAIL_BIND, port)
+        await service.listen(settings.MAIL_BIND, port, implicit_tls=implicit_tls, sockets=sockets)
+        bound = describe(sockets)
         lines.append(f"{name} listening on {bound}" + (" (implicit TLS)" if implicit_tls else " (STLS)"))
     return lines
