@@ -30,6 +30,7 @@ def limits_from_settings(**overrides: object) -> Limits:
     values: dict[str, object] = {
         "max_message_size": int(settings.MAX_MESSAGE_SIZE),
         "max_recipients": int(settings.MAX_RECIPIENTS),
+        "max_messages_per_connection": int(settings.SMTP_MAX_MESSAGES_PER_CONNECTION),
     }
     values.update(overrides)
     return Limits(**values)  # type: ignore[arg-type]
