@@ -25,6 +25,20 @@ INHERITED_ENV = "MAIL_LISTEN_FDS"
 BACKLOG = 511
 
 
+def _listening(family: int, kind: int, proto: int, address: tuple[Any, ...], *, reuse_port: bool,
+               opened: list[socket.socket]) -> None:
+    sock = socket.socket(family, kind, proto)
+    opened.append(sock)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    sock.bind(address)
+    sock.listen(BACKLOG)
+    sock.setblocking(False)
+
+
 def bind(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socket]:
     """Bound and listening sockets for every address of ``host`` (all interfaces when empty).
 
@@ -39,18 +53,9 @@ def bind(host: str, port: int, *, reuse_port: bool = False) -> list[socket.socke
             if (family, address) in seen:
                 continue
             seen.add((family, address))
-            sock = socket.socket(family, kind, proto)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if reuse_port:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(sockets) > 1:
+            if port == 0 and sockets:
                 address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock.bind(address)
-            sock.listen(BACKLOG)
-            sock.setblocking(False)
+            _listening(family, kind, proto, address, reuse_port=reuse_port, opened=sockets)
     except OSError:
         for sock in sockets:
             sock.close()
@@ -63,15 +68,8 @@ def bind_like(sockets: list[socket.socket]) -> list[socket.socket]:
     more: list[socket.socket] = []
     try:
         for template in sockets:
-            sock = socket.socket(template.family, template.type, template.proto)
-            more.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if template.family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind(template.getsockname())
-            sock.listen(BACKLOG)
-            sock.setblocking(False)
+            _listening(template.family, template.type, template.proto, template.getsockname(), reuse_port=True,
+                       opened=more)
     except OSError:
         for sock in more:
             sock.close()
