@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,6 +24,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
 from mailcore.net.listen import ServerGroup, describe, listen_sockets
+from mailcore.net.proxy import proxied_server_start
 from mailcore.net.tls import server_context
 
 from .parser import ParseError, literal_at_end, parse_command
@@ -102,13 +103,14 @@ class Connection:
     """One client: implements the session's SessionIO over asyncio streams."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool,
-                 starttls_available: bool, limits: Limits) -> None:
+                 starttls_available: bool, limits: Limits, peer: tuple[str, int] | None = None) -> None:
         self.reader = reader
         self.writer = writer
         self.limits = limits
         self.is_tls = tls
         self.starttls_available = starttls_available
-        peer = writer.get_extra_info("peername")
+        # The client's address: from the PROXY header behind a balancer, else the socket's peer.
+        peer = peer or writer.get_extra_info("peername")
         self.client_ip = str(peer[0]) if peer else ""
         try:
             self.is_loopback = ipaddress.ip_address(self.client_ip.split("%")[0]).is_loopback
@@ -216,7 +218,7 @@ class Connection:
         except (ConnectionError, ssl.SSLError, TimeoutError):
             pass
         except Exception:
-            log.exception("IMAP session failed")
+            log.exception("IMAP session from %s failed", self.client_ip)
             with contextlib.suppress(Exception):
                 await self.write(b"* BYE internal server error\r\n")
         finally:
@@ -247,18 +249,25 @@ class Listener:
 
 
 async def start_listener(host: str, port: int, *, implicit_tls: bool = False, limits: Limits | None = None,
-                         db: DatabasePool | None = None, sockets: list[socket.socket] | None = None) -> Listener:
-    """Listen for IMAP clients on host:port (port 0 picks a free one), or on ``sockets`` already bound."""
+                         db: DatabasePool | None = None, sockets: list[socket.socket] | None = None,
+                         proxy_protocol: bool = False) -> Listener:
+    """Listen for IMAP clients on host:port (port 0 picks a free one), or on ``sockets`` already bound.
+
+    With ``proxy_protocol`` every connection must start with a PROXY v1/v2 header (a balancer's);
+    its source address is the client's for login throttling, LOGIN on loopback, and logs.
+    """
     limits = limits or Limits()
     pool = db or DatabasePool(limits.db_threads)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     peer: tuple[str, int] | None = None) -> None:
         task = asyncio.current_task()
         assert task is not None
         tasks.add(task)
         try:
-            conn = Connection(reader, writer, tls=implicit_tls, starttls_available=not implicit_tls, limits=limits)
+            conn = Connection(reader, writer, tls=implicit_tls, starttls_available=not implicit_tls, limits=limits,
+                              peer=peer)
             await conn.run(pool)
         except asyncio.CancelledError:
             # Closing the listener cancels its clients; end quietly (Python 3.11's stream
@@ -269,11 +278,20 @@ async def start_listener(host: str, port: int, *, implicit_tls: bool = False, li
 
     tls = server_context() if implicit_tls else None
     server: asyncio.AbstractServer
-    if sockets:
-        server = ServerGroup([await asyncio.start_server(client, sock=sock, ssl=tls, limit=limits.line + 2)
-                              for sock in sockets])
+    if proxy_protocol:
+        # TLS (IMAPS) starts after the header: the server gets no ssl context of its own.
+        def start(sock: socket.socket | None) -> Awaitable[asyncio.AbstractServer]:
+            return proxied_server_start(client, sock=sock, host=None if sock else host, port=None if sock else port,
+                                        ssl=tls, limit=limits.line + 2, tasks=tasks)
     else:
-        server = await asyncio.start_server(client, host, port, ssl=tls, limit=limits.line + 2)
+        def start(sock: socket.socket | None) -> Awaitable[asyncio.AbstractServer]:
+            if sock is not None:
+                return asyncio.start_server(client, sock=sock, ssl=tls, limit=limits.line + 2)
+            return asyncio.start_server(client, host, port, ssl=tls, limit=limits.line + 2)
+    if sockets:
+        server = ServerGroup([await start(sock) for sock in sockets])
+    else:
+        server = await start(None)
     return Listener(server, pool, tasks)
 
 
@@ -287,8 +305,10 @@ async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
     for name, port in listen_ports():
         implicit = name == "imaps"
         sockets = listen_sockets(name, settings.MAIL_BIND, port)
-        listener = await start_listener(settings.MAIL_BIND, port, implicit_tls=implicit, sockets=sockets)
+        proxy = name in settings.PROXY_PROTOCOL_LISTENERS
+        listener = await start_listener(settings.MAIL_BIND, port, implicit_tls=implicit, sockets=sockets,
+                                        proxy_protocol=proxy)
         stack.push_async_callback(listener.close)
         lines.append(f"IMAP{'S' if implicit else ''} listening on {describe(sockets)}"
-                     f" ({'implicit TLS' if implicit else 'STARTTLS'})")
+                     f" ({'implicit TLS' if implicit else 'STARTTLS'}){' (PROXY protocol)' if proxy else ''}")
     return lines
