@@ -1,5 +1,6 @@
 # Development entry points. See docs/running.md.
 #   make run     embedded PostgreSQL/Redis (unless DATABASE_URL/REDIS_URL are set) + web, mail, worker, beat
+#                (MAIL_PROCESSES=2 make run: two mail worker processes sharing the ports)
 #   make test    the same services, then pytest (extra arguments: make test PYTEST_ARGS='-k imap -x')
 #   make lint    ruff check + mypy
 #   make bench   python -m bench (extra arguments: BENCH_ARGS=...)

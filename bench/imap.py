@@ -1,12 +1,12 @@
 """IMAP load benchmark: our server against Dovecot on 127.0.0.1, same mailboxes, same clients.
 
-``python -m bench.imap [--quick] [--seconds N] [--clients N] [--idle N]``
+``python -m bench imap [--quick] [--seconds=N] [--clients=N] [--idle=N] [--processes=N]``
 
 Each of ``--clients`` threads loops for ``--seconds``: LOGIN, SELECT, FETCH (headers of 20),
 FETCH (one body), STORE, SEARCH, APPEND, EXPUNGE (the appended one), LOGOUT; the figure is
 operations per second by command. Then ``--idle`` connections log in, select INBOX and stay
 idle, and the resident memory of the server (all of its processes) is measured.
-Our server runs as ``manage.py runmail --only imap`` in a subprocess; Dovecot is configured
+Our server runs as ``manage.py runmail --only imap --processes N`` in a subprocess; Dovecot is configured
 in a temporary directory (skipped when the ``dovecot`` binary is missing).
 """
 
@@ -30,25 +30,20 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench.common import (
+    free_port,
+    machine,
+    process_stop,
+    process_tree,
+    runmail,
+    use_bench_database,
+    wait_port,
+)
+
 USERS = 10
 PASSWORD = "bench-password-123"
 MESSAGES = 200
 OPS = ["LOGIN", "SELECT", "FETCH", "FETCH BODY", "STORE", "SEARCH", "APPEND", "EXPUNGE", "LOGOUT"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"nothing listens on port {port}")
 
 
 def message(i: int) -> bytes:
@@ -70,44 +65,7 @@ def rss_kib(pids: list[int]) -> int:
     return total
 
 
-def process_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = defaultdict(list)
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                children[int(fields[1])].append(int(entry.name))
-    out, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        out.append(pid)
-        stack.extend(children.get(pid, []))
-    return out
-
-
 # --- servers --------------------------------------------------------------------------------
-
-def _django_setup() -> str:
-    import dj_database_url
-    import psycopg
-
-    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:5432/mailsystem"
-    config = dj_database_url.parse(url)
-    name = f"{config['NAME']}_bench"
-    bench_url = url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(url.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ["DATABASE_URL"] = bench_url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webmail.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    return bench_url
-
 
 def prepare_our_accounts(users: list[str]) -> None:
     from mailcore import store
@@ -126,27 +84,6 @@ def prepare_our_accounts(users: list[str]) -> None:
         missing = MESSAGES - inbox.entries.count()
         for i in range(max(0, missing)):
             store.message_append(account=account, folder=inbox, raw=message(i))
-
-
-@contextlib.contextmanager
-def our_server() -> Iterator[tuple[int, int]]:
-    port = free_port()
-    env = dict(os.environ, IMAP_PORT=str(port), IMAPS_PORT=str(free_port()), MAIL_BIND="127.0.0.1",
-               ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK="1", AUTH_FAILURE_LIMIT="1000000")
-    root = Path(__file__).resolve().parent.parent
-    profile = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]] if os.environ.get("BENCH_PROFILE") else []
-    proc = subprocess.Popen([sys.executable, *profile, str(root / "manage.py"), "runmail", "--only", "imap"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_port(port)
-        yield port, proc.pid
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @contextlib.contextmanager
@@ -210,12 +147,7 @@ protocol imap {{
             conn.logout()
         yield port, proc.pid
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        process_stop(proc, 20)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -313,16 +245,18 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--idle", type=int, default=1000)
+    parser.add_argument("--processes", type=int, default=1, help="runmail worker processes for our server")
     args = parser.parse_args(argv)
     if args.quick:
         args.seconds, args.idle = 5.0, 100
-    _django_setup()
+    use_bench_database("_bench")
     users = [f"imapbench{i}@bench.test" for i in range(USERS)]
     prepare_our_accounts(users)
     results: dict[str, dict[str, tuple[float, float]]] = {}
     memory: dict[str, tuple[int, int]] = {}
     print("measuring our server", flush=True)
-    with our_server() as (port, pid):
+    env = {"ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK": "1", "AUTH_FAILURE_LIMIT": "1000000", "LOG_LEVEL": "WARNING"}
+    with runmail("imap", "IMAP_PORT", processes=args.processes, env=env) as (port, pid):
         results["ours"], errors = run_load(port, users, args.clients, args.seconds)
         memory["ours"] = idle_memory(port, pid, users, args.idle)
         if errors:
@@ -337,7 +271,8 @@ def main(argv: list[str]) -> int:
     else:
         print("dovecot is not installed; only our server was measured")
     names = list(results)
-    print(f"\nIMAP load: {args.clients} clients, {args.seconds:.0f} s; operations per second (median latency)")
+    print(f"\nmachine: {machine()}; ours with {args.processes} process{'es' if args.processes > 1 else ''}")
+    print(f"IMAP load: {args.clients} clients, {args.seconds:.0f} s; operations per second (median latency)")
     print("| command | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
     for op_name in OPS:

@@ -1,7 +1,9 @@
 """SMTP throughput: N messages of mixed sizes over M concurrent connections to our MX port,
 stored durably, beside the same load on a bare aiosmtpd server whose handler only says 250.
 
-``python -m bench smtp [--quick] [--messages=N] [--connections=M]``. The load comes from
+``python -m bench smtp [--quick] [--messages=N] [--connections=M] [--processes=N[,N...]]``: ours is
+``manage.py runmail --only smtp --processes N`` in a subprocess, once per N given (default 1),
+in the same run as the bare server. The load comes from
 Postfix's ``smtp-source`` when installed (one process, ``-d``: many messages per connection),
 else from an asyncio client in a separate process. DNS for SPF/DKIM/DMARC goes to a stub on
 127.0.0.1 answering NXDOMAIN (a local caching resolver, as production should have).
@@ -11,42 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-import os
-import platform
-import resource
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.common import machine, process_tree, runmail, use_bench_database
 
 SIZES = [(1024, 0.6), (10 * 1024, 0.3), (100 * 1024, 0.1)]  # (bytes, share of messages)
 RECIPIENTS = 10
-
-
-def use_bench_database() -> None:
-    """DATABASE_URL's database with ``_bench_smtp`` appended: created and migrated, never the real one."""
-    import dj_database_url
-    import psycopg
-
-    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:{}/mailsystem".format(
-        os.environ.get("EMBEDDED_PG_PORT", "55432")
-    )
-    name = f"{dj_database_url.parse(url)['NAME']}_bench_smtp"
-    base = url.rsplit("/", 1)[0]
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ["DATABASE_URL"] = f"{base}/{name}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webmail.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def nxdomain_dns() -> tuple[int, threading.Event]:
@@ -200,58 +177,74 @@ def drive_asyncio(port: int, messages: int, connections: int, recipients: list[s
     return time.perf_counter() - started, sum(max(1, round(messages * share)) for _, share in SIZES)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU of ``pids`` so far (from /proc; 0 for a process that is gone)."""
+    import os
+
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     options = dict(a[2:].split("=", 1) for a in argv if a.startswith("--") and "=" in a)
     messages = int(options.get("messages", 300 if quick else 2000))
     connections = int(options.get("connections", 10))
-    use_bench_database()
-    from django.conf import settings
-
-    from mailcore.models import Message
-    from mailcore.smtp.handler import DEFAULT_DB_THREADS, executor_close
-    from mailcore.smtp.protocol import Role
-    from mailcore.smtp.server import limits_from_settings, listener_start, listener_stop
-
-    dns_port, dns_stop = nxdomain_dns()
-    settings.DNS_NAMESERVERS = ["127.0.0.1"]
-    settings.DNS_PORT = dns_port
+    process_counts = [int(n) for n in options.get("processes", "1").split(",")]
+    if any(n < 1 for n in process_counts):
+        print("--processes takes numbers of 1 or more, e.g. --processes=1,2")
+        return 2
+    use_bench_database("_bench_smtp")
     import logging
 
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
+    from mailcore.models import Message
+
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
+
+    dns_port, dns_stop = nxdomain_dns()
     recipients = accounts()
     tool = "smtp-source" if shutil.which("smtp-source") else "asyncio client"
     drive = drive_smtp_source if tool == "smtp-source" else drive_asyncio
+    server_env = {"DNS_NAMESERVERS": "127.0.0.1", "DNS_PORT": str(dns_port), "SMTP_MAX_MESSAGES_PER_CONNECTION": "100000",
+                  "LOG_LEVEL": "WARNING"}
 
     loop = LoopThread()
-    executor = ThreadPoolExecutor(max_workers=DEFAULT_DB_THREADS, thread_name_prefix="bench-smtp-db")
-    ours = loop.run(listener_start(role=Role.MX, host="127.0.0.1", port=0, executor=executor,
-                                   limits=limits_from_settings(max_messages_per_connection=100000)))
     bare = loop.run(start_bare(loop.loop))
     bare_port = bare.sockets[0].getsockname()[1]
+    rows: list[tuple[str, float, float, str, str]] = []
+    failed = False
     try:
         drive(bare_port, max(10, messages // 20), connections, recipients)  # warm-up
         bare_seconds, sent = drive(bare_port, messages, connections, recipients)
-        before = Message.objects.count()
-        cpu_before = resource.getrusage(resource.RUSAGE_SELF)
-        ours_seconds, _ = drive(ours.port, messages, connections, recipients)
-        cpu_after = resource.getrusage(resource.RUSAGE_SELF)
-        cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
-        stored = Message.objects.count() - before
+        bare_rate = sent / bare_seconds
+        rows.append(("bare aiosmtpd (handler answers 250), 1 process", bare_rate, bare_seconds, "-", "-"))
+        for n in process_counts:
+            with runmail("smtp", "SMTP_PORT", processes=n, env=server_env) as (port, pid):
+                drive(port, max(10, messages // 20), connections, recipients)  # warm-up: connections, caches
+                pids = process_tree(pid)
+                before = Message.objects.count()
+                cpu_before = cpu_seconds(pids)
+                seconds, _ = drive(port, messages, connections, recipients)
+                cpu = cpu_seconds(pids) - cpu_before
+                stored = Message.objects.count() - before
+            failed = failed or stored != sent
+            rows.append((f"our MX (SPF/DKIM/DMARC, PostgreSQL commit), {n} process{'es' if n > 1 else ''}",
+                         sent / seconds, seconds, str(stored), f"{cpu * 1000 / sent:.1f}"))
     finally:
-        loop.run(listener_stop(ours))
         bare.close()
-        executor_close(executor, DEFAULT_DB_THREADS)
         loop.stop()
         dns_stop.set()
-    bare_rate, ours_rate = sent / bare_seconds, sent / ours_seconds
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"{datetime.now(UTC):%Y-%m-%d}; load: {tool}, {sent} messages (60% 1 KiB, 30% 10 KiB, 10% 100 KiB), "
+    print(f"machine: {machine()}; load: {tool}, {sent} messages (60% 1 KiB, 30% 10 KiB, 10% 100 KiB), "
           f"{connections} concurrent connections over {len(recipients)} mailboxes")
-    print("| server | messages/s | seconds | stored |")
-    print("|---|---|---|---|")
-    print(f"| bare aiosmtpd (handler answers 250) | {bare_rate:.0f} | {bare_seconds:.2f} | - |")
-    print(f"| our MX (SPF/DKIM/DMARC, PostgreSQL commit) | {ours_rate:.0f} | {ours_seconds:.2f} | {stored} |")
-    print(f"ratio: {ours_rate / bare_rate:.2f} of the bare ceiling; server process CPU during our run: "
-          f"{cpu:.2f} s of {ours_seconds:.2f} s wall ({cpu / ours_seconds * 1000 / sent * ours_seconds:.1f} ms/message)")
-    return 0 if stored == sent else 1
+    print("| server | messages/s | seconds | stored | server CPU ms/message | of the bare ceiling |")
+    print("|---|---|---|---|---|---|")
+    for name, rate, seconds, stored_text, cpu_text in rows:
+        print(f"| {name} | {rate:.0f} | {seconds:.2f} | {stored_text} | {cpu_text} | {rate / bare_rate:.2f} |")
+    return 1 if failed else 0

@@ -8,36 +8,15 @@ browser: server time only) and prints p50/p95/max in milliseconds.
 
 from __future__ import annotations
 
-import os
 import random
 import statistics
 import time
 from datetime import timedelta
 
+from bench.common import use_bench_database
+
 ROUNDS = 200
 DISTINCT = 200
-
-
-def use_bench_database() -> None:
-    import dj_database_url
-    import psycopg
-
-    url = os.environ.get("DATABASE_URL") or "postgres://postgres@127.0.0.1:{}/mailsystem".format(
-        os.environ.get("EMBEDDED_PG_PORT", "55432")
-    )
-    name = f"{dj_database_url.parse(url)['NAME']}_bench_web"
-    base = url.rsplit("/", 1)[0]
-    with psycopg.connect(base + "/postgres", autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-    os.environ["DATABASE_URL"] = f"{base}/{name}"
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "webmail.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _fill(target: int) -> tuple[object, object]:
@@ -132,7 +111,7 @@ def main(argv: list[str]) -> int:
     for arg in argv:
         if arg.startswith("--messages="):
             target = int(arg.split("=", 1)[1])
-    use_bench_database()
+    use_bench_database("_bench_web")
     from django.test import Client
 
     from mailcore.models import FolderEntry

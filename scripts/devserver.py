@@ -4,6 +4,7 @@
 Usage::
 
     python scripts/devserver.py run                 # what `make run` calls
+    python scripts/devserver.py run --mail-processes 2   # runmail with 2 worker processes
     python scripts/devserver.py services --ensure   # what `make test` / CI call
     python scripts/devserver.py services --stop
     python scripts/devserver.py services --status
@@ -601,6 +602,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         env = dict(os.environ, DATABASE_URL=svc.database_url, REDIS_URL=svc.redis_url,
                    VAR_DIR=str(cfg.var_dir), PYTHONUNBUFFERED="1", DJANGO_SETTINGS_MODULE="webmail.settings")  # fmt: skip
         env.setdefault("HTTP_PORT", str(cfg.http_port))
+        if getattr(args, "mail_processes", None) is not None:
+            env["MAIL_PROCESSES"] = str(args.mail_processes)
         for step in (["migrate", "--noinput"], ["seeddemo"], ["collectstatic", "--noinput", "-v", "0"]):
             log(f"manage.py {' '.join(step)}")
             res = subprocess.run([sys.executable, "manage.py", *step], cwd=BASE_DIR, env=env,
@@ -644,7 +647,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="start services, migrate, seed, and run web/mail/worker/beat")
+    run = sub.add_parser("run", help="start services, migrate, seed, and run web/mail/worker/beat")
+    run.add_argument("--mail-processes", type=int, default=None, metavar="N",
+                     help="mail worker processes sharing the ports (MAIL_PROCESSES; default 1)")
     sp = sub.add_parser("services", help="manage the embedded PostgreSQL and Redis")
     group = sp.add_mutually_exclusive_group(required=True)
     group.add_argument("--ensure", action="store_true", help="make sure PostgreSQL and Redis answer; print exports")

@@ -8,6 +8,7 @@
 #   dovecot-imapd  -> dovecot                (reference IMAP server for comparisons)
 #   isync          -> mbsync                 (IMAP sync client)
 #   fetchmail      -> fetchmail              (POP3/IMAP client)
+#   getmail6       -> getmail                (POP3/IMAP client)
 #   chromium       -> chromium               (browser for Playwright tests)
 set -uo pipefail
 
@@ -19,6 +20,7 @@ declare -A PKG_FOR=(
   [dovecot]=dovecot-imapd
   [mbsync]=isync
   [fetchmail]=fetchmail
+  [getmail]=getmail6
   [chromium]=chromium
 )
 

@@ -151,6 +151,8 @@ IMAP_PORT = env_int("IMAP_PORT", 2143, minimum=0, maximum=65535)
 IMAPS_PORT = env_int("IMAPS_PORT", 2993, minimum=0, maximum=65535)
 POP3_PORT = env_int("POP3_PORT", 2110, minimum=0, maximum=65535)
 POP3S_PORT = env_int("POP3S_PORT", 2995, minimum=0, maximum=65535)
+# Worker processes of `runmail` sharing the mail ports (SO_REUSEPORT); 1 runs everything in one.
+MAIL_PROCESSES = env_int("MAIL_PROCESSES", 1, minimum=1, maximum=256)
 # Listeners that expect a PROXY protocol (v1 or v2) header first, by role name:
 # smtp, submission, smtps, imap, imaps, pop3, pop3s.
 PROXY_PROTOCOL_LISTENERS = env_list("PROXY_PROTOCOL_LISTENERS", [])
@@ -166,6 +168,8 @@ MAX_MESSAGE_SIZE = env_size("MAX_MESSAGE_SIZE", 25 * 1024 * 1024)
 MAX_REQUEST_BODY = env_size("MAX_REQUEST_BODY", MAX_MESSAGE_SIZE + 2 * 1024 * 1024)
 DEFAULT_QUOTA = env_size("DEFAULT_QUOTA", 1024**3)
 MAX_RECIPIENTS = env_int("MAX_RECIPIENTS", 100, minimum=1)
+# Messages one SMTP connection may carry before it gets 421 (then the client reconnects).
+SMTP_MAX_MESSAGES_PER_CONNECTION = env_int("SMTP_MAX_MESSAGES_PER_CONNECTION", 100, minimum=1)
 AUTH_FAILURE_LIMIT = env_int("AUTH_FAILURE_LIMIT", 5, minimum=1)
 AUTH_FAILURE_WINDOW = env_int("AUTH_FAILURE_WINDOW", 300, minimum=1)
 POP3_LEAVE_ON_SERVER = env_bool("POP3_LEAVE_ON_SERVER", False)
@@ -192,6 +196,8 @@ RELAY_GIVE_UP_AFTER = env_int("RELAY_GIVE_UP_AFTER", 5 * 24 * 3600, minimum=1)
 RELAY_DELAY_WARNING_AFTER = env_int("RELAY_DELAY_WARNING_AFTER", 4 * 3600, minimum=0)
 RELAY_LEASE_SECONDS = env_int("RELAY_LEASE_SECONDS", 300, minimum=5)
 RELAY_CONCURRENCY_PER_DESTINATION = env_int("RELAY_CONCURRENCY_PER_DESTINATION", 2, minimum=1)
+# A recipient whose delivery was interrupted this many times (its worker died each time) fails: 554 5.3.0.
+RELAY_MAX_INTERRUPTIONS = env_int("RELAY_MAX_INTERRUPTIONS", 5, minimum=1)
 
 TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 30, minimum=0)
 

@@ -15,7 +15,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -23,6 +23,8 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
+from mailcore.net.listen import ServerGroup, describe, listen_sockets
+from mailcore.net.proxy import proxied_server_start
 from mailcore.net.tls import server_context
 
 from .compress import Deflater, InflatingReader
@@ -102,7 +104,7 @@ class Connection:
     """One client: implements the session's SessionIO over asyncio streams."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, tls: bool,
-                 starttls_available: bool, limits: Limits) -> None:
+                 starttls_available: bool, limits: Limits, peer: tuple[str, int] | None = None) -> None:
         self.reader: asyncio.StreamReader | InflatingReader = reader
         self.raw_reader = reader
         self.writer = writer
@@ -110,7 +112,8 @@ class Connection:
         self.limits = limits
         self.is_tls = tls
         self.starttls_available = starttls_available
-        peer = writer.get_extra_info("peername")
+        # The client's address: from the PROXY header behind a balancer, else the socket's peer.
+        peer = peer or writer.get_extra_info("peername")
         self.client_ip = str(peer[0]) if peer else ""
         try:
             self.is_loopback = ipaddress.ip_address(self.client_ip.split("%")[0]).is_loopback
@@ -232,7 +235,7 @@ class Connection:
         except (ConnectionError, ssl.SSLError, TimeoutError):
             pass
         except Exception:
-            log.exception("IMAP session failed")
+            log.exception("IMAP session from %s failed", self.client_ip)
             with contextlib.suppress(Exception):
                 await self.write(b"* BYE internal server error\r\n")
         finally:
@@ -243,14 +246,14 @@ class Connection:
 
 
 class Listener:
-    def __init__(self, server: asyncio.Server, db: DatabasePool, tasks: set[asyncio.Task[None]]) -> None:
+    def __init__(self, server: asyncio.AbstractServer, db: DatabasePool, tasks: set[asyncio.Task[None]]) -> None:
         self.server = server
         self.db = db
         self.tasks = tasks
 
     @property
     def port(self) -> int:
-        return int(self.server.sockets[0].getsockname()[1])
+        return int(self.server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
 
     async def close(self) -> None:
         self.server.close()
@@ -263,18 +266,25 @@ class Listener:
 
 
 async def start_listener(host: str, port: int, *, implicit_tls: bool = False, limits: Limits | None = None,
-                         db: DatabasePool | None = None) -> Listener:
-    """Listen for IMAP clients on host:port (port 0 picks a free one)."""
+                         db: DatabasePool | None = None, sockets: list[socket.socket] | None = None,
+                         proxy_protocol: bool = False) -> Listener:
+    """Listen for IMAP clients on host:port (port 0 picks a free one), or on ``sockets`` already bound.
+
+    With ``proxy_protocol`` every connection must start with a PROXY v1/v2 header (a balancer's);
+    its source address is the client's for login throttling, LOGIN on loopback, and logs.
+    """
     limits = limits or Limits()
     pool = db or DatabasePool(limits.db_threads)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     peer: tuple[str, int] | None = None) -> None:
         task = asyncio.current_task()
         assert task is not None
         tasks.add(task)
         try:
-            conn = Connection(reader, writer, tls=implicit_tls, starttls_available=not implicit_tls, limits=limits)
+            conn = Connection(reader, writer, tls=implicit_tls, starttls_available=not implicit_tls, limits=limits,
+                              peer=peer)
             await conn.run(pool)
         except asyncio.CancelledError:
             # Closing the listener cancels its clients; end quietly (Python 3.11's stream
@@ -283,16 +293,39 @@ async def start_listener(host: str, port: int, *, implicit_tls: bool = False, li
         finally:
             tasks.discard(task)
 
-    server = await asyncio.start_server(client, host, port, ssl=server_context() if implicit_tls else None,
-                                        limit=limits.line + 2)
+    tls = server_context() if implicit_tls else None
+    server: asyncio.AbstractServer
+    if proxy_protocol:
+        # TLS (IMAPS) starts after the header: the server gets no ssl context of its own.
+        def start(sock: socket.socket | None) -> Awaitable[asyncio.AbstractServer]:
+            return proxied_server_start(client, sock=sock, host=None if sock else host, port=None if sock else port,
+                                        ssl=tls, limit=limits.line + 2, tasks=tasks)
+    else:
+        def start(sock: socket.socket | None) -> Awaitable[asyncio.AbstractServer]:
+            if sock is not None:
+                return asyncio.start_server(client, sock=sock, ssl=tls, limit=limits.line + 2)
+            return asyncio.start_server(client, host, port, ssl=tls, limit=limits.line + 2)
+    if sockets:
+        server = ServerGroup([await start(sock) for sock in sockets])
+    else:
+        server = await start(None)
     return Listener(server, pool, tasks)
+
+
+def listen_ports() -> list[tuple[str, int]]:
+    """(listener name, port) of the listeners :func:`serve` opens, for the supervisor."""
+    return [("imap", int(settings.IMAP_PORT)), ("imaps", int(settings.IMAPS_PORT))]
 
 
 async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
     lines = []
-    for port, implicit in ((settings.IMAP_PORT, False), (settings.IMAPS_PORT, True)):
-        listener = await start_listener(settings.MAIL_BIND, port, implicit_tls=implicit)
+    for name, port in listen_ports():
+        implicit = name == "imaps"
+        sockets = listen_sockets(name, settings.MAIL_BIND, port)
+        proxy = name in settings.PROXY_PROTOCOL_LISTENERS
+        listener = await start_listener(settings.MAIL_BIND, port, implicit_tls=implicit, sockets=sockets,
+                                        proxy_protocol=proxy)
         stack.push_async_callback(listener.close)
-        lines.append(f"IMAP{'S' if implicit else ''} listening on {settings.MAIL_BIND}:{listener.port}"
-                     f" ({'implicit TLS' if implicit else 'STARTTLS'})")
+        lines.append(f"IMAP{'S' if implicit else ''} listening on {describe(sockets)}"
+                     f" ({'implicit TLS' if implicit else 'STARTTLS'}){' (PROXY protocol)' if proxy else ''}")
     return lines

@@ -47,6 +47,9 @@ class OutboundRecipient(models.Model):
     notify = models.CharField(max_length=40, blank=True)
     orcpt = models.CharField(max_length=500, blank=True)  # RFC 3461 §4.2: up to 500 characters
     delay_warned = models.BooleanField(default=False)
+    # Claims of this row whose worker vanished before recording an outcome (lease expired): a
+    # message that crashes the worker every time fails after RELAY_MAX_INTERRUPTIONS of them.
+    interruptions = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -12,7 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
+import os
+import socket
+import ssl as ssl_module
 import struct
+from collections.abc import Awaitable, Callable
 
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 V1_PREFIX = b"PROXY "
@@ -21,6 +26,8 @@ V2_MAX_PAYLOAD = 4096  # addresses plus TLVs; the spec allows 64 KiB, balancers 
 DEFAULT_TIMEOUT = 5.0
 
 Address = tuple[str, int]
+
+log = logging.getLogger(__name__)
 
 
 class ProxyError(ValueError):
@@ -167,3 +174,145 @@ def build_v2(source: Address | None, destination: Address | None = None) -> byte
     family = 0x11 if src.version == 4 else 0x21
     payload = src.packed + dst.packed + struct.pack("!HH", source[1], destination[1])
     return V2_SIGNATURE + struct.pack("!BBH", 0x21, family, len(payload)) + payload
+
+
+# --- listeners behind a balancer: the header is taken off the socket before anything else ------
+
+PEEK_MAX = 16 + V2_MAX_PAYLOAD
+INCOMPLETE_PAUSE = 0.01  # a header split over segments: look again shortly (balancers send it in one)
+
+Connected = Callable[[asyncio.StreamReader, asyncio.StreamWriter, Address | None], Awaitable[None]]
+
+
+def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> asyncio.Future[None]:
+    fd = sock.fileno()
+    future: asyncio.Future[None] = loop.create_future()
+
+    def ready() -> None:
+        if not future.done():
+            future.set_result(None)
+
+    loop.add_reader(fd, ready)
+    future.add_done_callback(lambda _: loop.remove_reader(fd))
+    return future
+
+
+async def take_proxy_header(sock: socket.socket, *, timeout: float = DEFAULT_TIMEOUT) -> Address | None:
+    """Read exactly one PROXY header off a non-blocking socket, leaving what follows unread.
+
+    Peeks (MSG_PEEK) until the header parses, then consumes just its bytes: a TLS ClientHello
+    sent right behind it stays in the kernel for the TLS layer. Raises :class:`ProxyError`.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            raise ProxyError("no PROXY header in time")
+        try:
+            await asyncio.wait_for(_readable(loop, sock), remaining)
+            data = sock.recv(PEEK_MAX, socket.MSG_PEEK)
+        except TimeoutError:
+            raise ProxyError("no PROXY header in time") from None
+        except BlockingIOError:
+            continue
+        except OSError as exc:
+            raise ProxyError(f"connection failed inside the PROXY header: {exc}") from None
+        if not data:
+            raise ProxyError("connection closed inside the PROXY header")
+        try:
+            source, consumed = parse_proxy_header(data)
+        except ProxyIncomplete:
+            if len(data) >= PEEK_MAX:
+                raise ProxyError("PROXY header too long") from None
+            await asyncio.sleep(INCOMPLETE_PAUSE)
+            continue
+        while consumed > 0:
+            consumed -= len(sock.recv(consumed))
+        return source
+
+
+class _ProxyAccept(asyncio.Protocol):
+    """Holds a new connection unread until its PROXY header is taken, then hands it to a
+    stream protocol (after a TLS handshake on implicit-TLS listeners)."""
+
+    def __init__(self, connected: Connected, *, ssl: ssl_module.SSLContext | None, ssl_handshake_timeout: float | None,
+                 limit: int, timeout: float, tasks: set[asyncio.Task[None]]) -> None:
+        self.connected = connected
+        self.ssl = ssl
+        self.ssl_handshake_timeout = ssl_handshake_timeout
+        self.limit = limit
+        self.timeout = timeout
+        self.tasks = tasks
+        self.task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.pause_reading()  # runs before the transport's first read is scheduled
+        self.task = asyncio.get_running_loop().create_task(self._start(transport))
+        self.tasks.add(self.task)
+        self.task.add_done_callback(self.tasks.discard)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+
+    async def _start(self, transport: asyncio.Transport) -> None:
+        loop = asyncio.get_running_loop()
+        peer = transport.get_extra_info("peername")
+        raw = transport.get_extra_info("socket")
+        # A second descriptor on the same connection: the transport's own is not ours to poll.
+        sock = socket.socket(fileno=os.dup(raw.fileno()))
+        try:
+            sock.setblocking(False)
+            source = await take_proxy_header(sock, timeout=self.timeout)
+        except ProxyError as exc:
+            log.info("%s: bad PROXY header, closing: %s", peer, exc)
+            transport.abort()
+            return
+        finally:
+            sock.close()
+        reader = asyncio.StreamReader(limit=self.limit)
+
+        async def connected(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            await self.connected(r, w, source)
+
+        protocol = asyncio.StreamReaderProtocol(reader, connected)
+        if self.ssl is None:
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            transport.resume_reading()
+            return
+        try:
+            tls_transport = await loop.start_tls(transport, protocol, self.ssl, server_side=True,
+                                                 ssl_handshake_timeout=self.ssl_handshake_timeout)
+        except (OSError, ssl_module.SSLError, TimeoutError, ConnectionError) as exc:
+            log.info("%s (for %s): TLS handshake failed: %s", peer, source, exc)
+            transport.abort()
+            return
+        if tls_transport is None:
+            transport.abort()
+            return
+        protocol.connection_made(tls_transport)
+
+
+async def proxied_server_start(connected: Connected, *, sock: socket.socket | None = None, host: str | None = None,
+                               port: int | None = None, ssl: ssl_module.SSLContext | None = None,
+                               ssl_handshake_timeout: float | None = None, limit: int = 2**16,
+                               timeout: float = DEFAULT_TIMEOUT,
+                               tasks: set[asyncio.Task[None]] | None = None) -> asyncio.Server:
+    """Like ``asyncio.start_server`` for a listener behind a balancer: every connection must open
+    with a PROXY v1/v2 header (else it is closed); ``connected(reader, writer, source)`` gets the
+    client's address from it (None: the header said to use the real peer). TLS, if any, starts
+    after the header. Header tasks go into ``tasks`` so that the listener's close can cancel them.
+    """
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = tasks if tasks is not None else set()
+
+    def factory() -> _ProxyAccept:
+        return _ProxyAccept(connected, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout, limit=limit,
+                            timeout=timeout, tasks=pending)
+
+    if sock is not None:
+        return await loop.create_server(factory, sock=sock)
+    return await loop.create_server(factory, host, port or 0)

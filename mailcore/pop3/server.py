@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 import threading
+from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
+from mailcore.net.listen import ServerGroup, describe, listen_sockets
+from mailcore.net.proxy import proxied_server_start
 from mailcore.net.tls import server_context
 
 from .maildrop import Maildrop, close_worker_connections
@@ -88,9 +92,13 @@ class Pop3Service:
         allow_plaintext_on_loopback: bool | None = None,
         hostname: str | None = None,
         db_workers: int = DB_WORKERS,
+        proxy_protocol: bool = False,
     ) -> None:
+        """``proxy_protocol``: every connection starts with a balancer's PROXY v1/v2 header, whose
+        source address is the client's (login throttling, plaintext login on loopback, logs)."""
         self.ssl_context = ssl_context
         self.limits = limits or Pop3Limits()
+        self.proxy_protocol = proxy_protocol
         self.hostname = hostname or settings.MAIL_HOSTNAME
         self.allow_plaintext_on_loopback = (
             settings.ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK if allow_plaintext_on_loopback is None
@@ -104,7 +112,7 @@ class Pop3Service:
             self.executor,
             leave_on_server=settings.POP3_LEAVE_ON_SERVER if leave_on_server is None else leave_on_server,
         )
-        self.servers: list[asyncio.Server] = []
+        self.servers: list[asyncio.AbstractServer] = []
         self.connections: set[asyncio.Task[None]] = set()
         self.sessions: set[Session] = set()
 
@@ -112,29 +120,52 @@ class Pop3Service:
         with self._workers_lock:
             self._workers += 1
 
-    async def listen(self, host: str, port: int, *, implicit_tls: bool = False) -> asyncio.Server:
+    async def listen(self, host: str, port: int, *, implicit_tls: bool = False,
+                     sockets: list[socket.socket] | None = None,
+                     proxy_protocol: bool | None = None) -> asyncio.AbstractServer:
+        """Listen on host:port (port 0 picks a free one), or on ``sockets`` already bound.
+
+        ``proxy_protocol`` (default: the service's) expects a PROXY header on every connection.
+        """
+        if proxy_protocol is None:
+            proxy_protocol = self.proxy_protocol
         if implicit_tls and self.ssl_context is None:
             raise ValueError("implicit TLS needs an SSL context")
 
-        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                         peer: tuple[str, int] | None = None) -> None:
             task = asyncio.current_task()
             assert task is not None
             self.connections.add(task)
             try:
-                await self.handle(reader, writer, implicit_tls=implicit_tls)
+                await self.handle(reader, writer, implicit_tls=implicit_tls, peer=peer)
             finally:
                 self.connections.discard(task)
 
-        if implicit_tls:
-            server = await asyncio.start_server(accept, host, port, ssl=self.ssl_context,
-                                                ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+        tls = self.ssl_context if implicit_tls else None
+        timeout = TLS_HANDSHAKE_TIMEOUT if implicit_tls else None
+        server: asyncio.AbstractServer
+        if proxy_protocol:
+            # TLS (POP3S) starts after the header: the server gets no ssl context of its own.
+            def start(sock: socket.socket | None) -> Awaitable[asyncio.AbstractServer]:
+                return proxied_server_start(accept, sock=sock, host=None if sock else host,
+                                            port=None if sock else port, ssl=tls, ssl_handshake_timeout=timeout,
+                                            tasks=self.connections)
         else:
-            server = await asyncio.start_server(accept, host, port)
+            def start(sock: socket.socket | None) -> Awaitable[asyncio.AbstractServer]:
+                if sock is not None:
+                    return asyncio.start_server(accept, sock=sock, ssl=tls, ssl_handshake_timeout=timeout)
+                return asyncio.start_server(accept, host, port, ssl=tls, ssl_handshake_timeout=timeout)
+        if sockets:
+            server = ServerGroup([await start(sock) for sock in sockets])
+        else:
+            server = await start(None)
         self.servers.append(server)
         return server
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, implicit_tls: bool) -> None:
-        peer = writer.get_extra_info("peername")
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, implicit_tls: bool,
+                     peer: tuple[str, int] | None = None) -> None:
+        peer = peer or writer.get_extra_info("peername")
         client_ip = peer[0] if isinstance(peer, tuple) and peer else ""
         session = Session(
             self.maildrop,
@@ -225,13 +256,23 @@ class Pop3Service:
         self.executor.shutdown(wait=True)
 
 
+def listen_ports() -> list[tuple[str, int]]:
+    """(listener name, port) of the listeners :func:`serve` opens, for the supervisor."""
+    return [("pop3", int(settings.POP3_PORT)), ("pop3s", int(settings.POP3S_PORT))]
+
+
 async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
     """Open POP3 (with STLS) and POP3S on ``MAIL_BIND`` for ``manage.py runmail``."""
     service = Pop3Service(ssl_context=server_context())
     stack.push_async_callback(service.aclose)
     lines = []
-    for port, implicit_tls, name in ((settings.POP3_PORT, False, "pop3"), (settings.POP3S_PORT, True, "pop3s")):
-        server = await service.listen(settings.MAIL_BIND, port, implicit_tls=implicit_tls)
-        bound = ", ".join(f"{s.getsockname()[0]}:{s.getsockname()[1]}" for s in server.sockets)
-        lines.append(f"{name} listening on {bound}" + (" (implicit TLS)" if implicit_tls else " (STLS)"))
+    for name, port in listen_ports():
+        proxy = name in settings.PROXY_PROTOCOL_LISTENERS
+        implicit_tls = name == "pop3s"
+        sockets = listen_sockets(name, settings.MAIL_BIND, port)
+        await service.listen(settings.MAIL_BIND, port, implicit_tls=implicit_tls, sockets=sockets,
+                             proxy_protocol=proxy)
+        bound = describe(sockets)
+        lines.append(f"{name} listening on {bound}" + (" (implicit TLS)" if implicit_tls else " (STLS)")
+                     + (" (PROXY protocol)" if proxy else ""))
     return lines

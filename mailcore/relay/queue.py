@@ -7,11 +7,21 @@ were claimed again cannot overwrite the newer claim. Transitions (``TRANSITIONS`
 
     queued  → sending (claim) | cancelled (admin)
     sending → delivered | failed | queued (deferred, with next_attempt_at) | sending (lease expired, claimed again)
+
+A lease that expired means the worker vanished mid-batch (killed, crashed, lost its database).
+Each such re-claim counts an interruption on the row; a row already interrupted is then sent in
+a batch of its own message only, so one message that crashes the worker every time cannot take
+the rest of its batch down with it, and after ``RELAY_MAX_INTERRUPTIONS`` it fails with
+``554 5.3.0`` and a DSN instead of looping forever. A worker starts a batch by exchanging the
+claim token for a fresh one (:func:`claim_take`): a task delivered twice (Celery redelivers the
+task of a worker that died) finds nothing under the old token and sends nothing, so a crashing
+batch always comes back through a lease expiry, and is counted.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,12 +30,14 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from mailcore.models import OutboundMessage, OutboundRecipient
 
 from .schedule import RetryPolicy, delay_warning_due, next_attempt
+
+log = logging.getLogger("mailcore.relay.queue")
 
 Status = OutboundRecipient.Status
 
@@ -95,33 +107,86 @@ def recipients_claim(*, now: datetime | None = None, limit: int = MAX_ROWS_PER_C
         OutboundRecipient.objects.select_for_update(skip_locked=True)
         .filter(Q(status=Status.QUEUED, next_attempt_at__lte=now) | Q(status=Status.SENDING, lease_until__lt=now))
         .order_by("next_attempt_at", "id")
-        .values_list("id", "domain")[:limit]
+        .values_list("id", "domain", "message_id", "status", "interruptions")[:limit]
     )
     if not due:
         return []
-    by_domain: dict[str, list[int]] = defaultdict(list)
-    for recipient_id, domain in due:
-        by_domain[domain].append(recipient_id)
+    interrupted = {row[0]: row[4] + 1 for row in due if row[3] == Status.SENDING}
+    if interrupted:
+        OutboundRecipient.objects.filter(id__in=list(interrupted)).update(interruptions=F("interruptions") + 1)
+        limit_reached = [pk for pk, count in interrupted.items() if count >= settings.RELAY_MAX_INTERRUPTIONS]
+        if limit_reached:
+            interrupted_fail(recipient_ids=limit_reached, now=now)
+            due = [row for row in due if row[0] not in set(limit_reached)]
+    # Per domain: the untroubled rows in shared batches, then one batch per message already interrupted.
+    shared: dict[str, list[int]] = defaultdict(list)
+    isolated: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
+    for recipient_id, domain, message_id, _status, interruptions in due:
+        if interruptions or recipient_id in interrupted:
+            isolated[domain][message_id].append(recipient_id)
+        else:
+            shared[domain].append(recipient_id)
+    domains = list(dict.fromkeys([*shared, *isolated]))
     busy = dict(
-        OutboundRecipient.objects.filter(status=Status.SENDING, lease_until__gte=now, domain__in=list(by_domain))
+        OutboundRecipient.objects.filter(status=Status.SENDING, lease_until__gte=now, domain__in=domains)
         .values("domain")
         .annotate(connections=Count("claim", distinct=True))
         .values_list("domain", "connections")
     )
     batches: list[Batch] = []
-    for domain, ids in by_domain.items():
+    for domain in domains:
+        ids = shared.get(domain, [])
+        chunks = [ids[start : start + MAX_RECIPIENTS_PER_BATCH] for start in range(0, len(ids), MAX_RECIPIENTS_PER_BATCH)]
+        chunks += list(isolated.get(domain, {}).values())
         slots = concurrency - busy.get(domain, 0)
-        for start in range(0, len(ids), MAX_RECIPIENTS_PER_BATCH):
-            if slots <= 0:
-                break
-            chunk = ids[start : start + MAX_RECIPIENTS_PER_BATCH]
+        for chunk in chunks[: max(0, slots)]:
             token = uuid.uuid4().hex
             OutboundRecipient.objects.filter(id__in=chunk).update(
                 status=Status.SENDING, claim=token, lease_until=lease_until
             )
             batches.append(Batch(domain=domain, claim=token, recipient_ids=chunk))
-            slots -= 1
     return batches
+
+
+def interrupted_fail(*, recipient_ids: Sequence[int], now: datetime) -> int:
+    """Fail rows whose delivery was interrupted too often (554 5.3.0) and tell their senders.
+
+    Runs inside the claim's transaction, on rows it holds locked.
+    """
+    from .dsn import dsn_send
+
+    rows = list(OutboundRecipient.objects.select_related("message").filter(id__in=list(recipient_ids)).order_by("id"))
+    by_message: dict[int, list[OutboundRecipient]] = defaultdict(list)
+    for row in rows:
+        transition_check(row.status, Status.FAILED)
+        row.status = Status.FAILED
+        row.claim = ""
+        row.lease_until = None
+        row.last_attempt_at = now
+        row.last_reply = (
+            f"554 5.3.0 delivery was interrupted {row.interruptions} times (the relay worker stopped while "
+            f"sending this message each time); giving up. Last reply before that: {row.last_reply or 'none'}"
+        )[:2000]
+        by_message[row.message_id].append(row)
+    OutboundRecipient.objects.bulk_update(rows, ["status", "claim", "lease_until", "last_attempt_at", "last_reply"])
+    for message_id, group in by_message.items():
+        log.error("outbound message %s: delivery to %s interrupted %d times; failed permanently (554 5.3.0)",
+                  message_id, ", ".join(r.address for r in group), max(r.interruptions for r in group))
+        dsn_send(message=group[0].message, recipients=group, action="failed", now=now)
+    return len(rows)
+
+
+def claim_take(*, recipient_ids: Sequence[int], claim: str) -> str | None:
+    """Start working on a batch: exchange its token for a fresh one; None if it is no longer ours.
+
+    Makes every claim good for one execution: a second run of the same task (redelivered by the
+    broker after its worker died, or after a visibility timeout) finds nothing to send.
+    """
+    token = uuid.uuid4().hex
+    taken = OutboundRecipient.objects.filter(id__in=list(recipient_ids), claim=claim, status=Status.SENDING).update(
+        claim=token
+    )
+    return token if taken else None
 
 
 def lease_renew(*, claim: str, now: datetime | None = None) -> int:

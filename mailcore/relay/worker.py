@@ -15,7 +15,7 @@ from mailcore.models import Blob, Domain, OutboundRecipient
 from .client import DeliveryStats, Envelope, RecipientItem, destination_deliver
 from .dkim import header_from_domain, message_dkim_sign, signing_domain
 from .encoding import body_to_7bit, crlf_normalize, has_8bit
-from .queue import Outcome, OutcomeKind, lease_renew, outcomes_record
+from .queue import Outcome, OutcomeKind, claim_take, lease_renew, outcomes_record
 from .routing import RouteError, route_resolve
 
 log = logging.getLogger("mailcore.relay.worker")
@@ -102,8 +102,12 @@ class Preparer:
 
 def batch_deliver(*, recipient_ids: Sequence[int], claim: str, reuse: bool = True) -> DeliveryStats:
     """Deliver a claimed batch and record every outcome under its claim."""
-    envelopes = batch_envelopes(recipient_ids=recipient_ids, claim=claim)
     stats = DeliveryStats()
+    token = claim_take(recipient_ids=recipient_ids, claim=claim)
+    if token is None:
+        return stats  # delivered, or taken over after the lease ran out, or this task ran already
+    claim = token
+    envelopes = batch_envelopes(recipient_ids=recipient_ids, claim=claim)
     if not envelopes:
         return stats
     domain = envelopes[0].recipients[0].address.rpartition("@")[2].lower()

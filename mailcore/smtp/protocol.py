@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import asyncio.sslproto as sslproto
 import collections
+import contextlib
 import enum
 import logging
 import re
@@ -160,6 +161,7 @@ class MailSMTP(SMTP):
         self._proxy_protocol = proxy_protocol
         self._proxy_peer: tuple[str, int] | None = None
         self._last_touch = 0.0
+        self.storing = False  # a complete message is being stored; shutdown waits for its reply
         self._auth_methods = {}
 
     # --- session objects ------------------------------------------------------------------
@@ -660,10 +662,21 @@ class MailSMTP(SMTP):
     async def _message_complete(self, raw: bytes) -> None:
         envelope = self.mail_envelope
         self.counters.messages += 1
-        if count_received(raw) > MAX_RECEIVED_HEADERS:
-            status = replies.LOOP_DETECTED
-        else:
-            status = await self.handler.message(self, raw)
-        self._set_post_data_state()
-        del envelope
-        await self.push(status)
+        self.storing = True
+        try:
+            if count_received(raw) > MAX_RECEIVED_HEADERS:
+                status = replies.LOOP_DETECTED
+            else:
+                status = await self.handler.message(self, raw)
+            self._set_post_data_state()
+            del envelope
+            await self.push(status)
+        finally:
+            self.storing = False
+
+    def shut_down(self) -> None:
+        """Server shutdown: tell the client (RFC 5321 §3.8) and drop the connection."""
+        if self.transport is not None and not self.counters.closing:
+            with contextlib.suppress(Exception):
+                self._writer.write(replies.SHUTTING_DOWN.encode("ascii") + CRLF)
+        self.abort()

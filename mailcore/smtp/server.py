@@ -10,22 +10,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from mailcore.net.listen import ServerGroup, listen_sockets
 from mailcore.net.tls import server_context
 
 from .handler import DEFAULT_DB_THREADS, MailHandler, executor_close
 from .protocol import Limits, MailSMTP, Role
+
+STOP_GRACE = 20.0  # seconds a message being stored at shutdown may take to get its reply
 
 
 def limits_from_settings(**overrides: object) -> Limits:
     values: dict[str, object] = {
         "max_message_size": int(settings.MAX_MESSAGE_SIZE),
         "max_recipients": int(settings.MAX_RECIPIENTS),
+        "max_messages_per_connection": int(settings.SMTP_MAX_MESSAGES_PER_CONNECTION),
     }
     values.update(overrides)
     return Limits(**values)  # type: ignore[arg-type]
@@ -54,7 +59,9 @@ async def listener_start(
     limits: Limits | None = None,
     proxy_protocol: bool | None = None,
     hostname: str | None = None,
+    sockets: list[socket.socket] | None = None,
 ) -> Listener:
+    """Listen on host:port (port 0 picks a free one), or on ``sockets`` already bound."""
     loop = asyncio.get_running_loop()
     name = hostname or settings.MAIL_HOSTNAME
     handler = MailHandler(role=role, executor=executor, hostname=name)
@@ -72,20 +79,33 @@ async def listener_start(
         connections.add(protocol)
         return protocol
 
-    server = await loop.create_server(factory, host=host, port=port)
+    server: asyncio.AbstractServer
+    if sockets:
+        server = ServerGroup([await loop.create_server(factory, sock=sock) for sock in sockets])
+    else:
+        server = await loop.create_server(factory, host=host, port=port)
     bound = server.sockets[0].getsockname()[1] if server.sockets else port
     return Listener(
         role=role, server=server, host=host, port=bound, proxy_protocol=proxy_protocol, connections=connections
     )
 
 
-async def listener_stop(listener: Listener) -> None:
-    """Stop accepting, then drop the connections still open (a client retries what was not 250)."""
+async def listener_stop(listener: Listener, *, grace: float = STOP_GRACE) -> None:
+    """Stop accepting; let messages being stored get their reply (up to ``grace`` seconds), then
+    close every connection with 421 (a client retries what it did not get a 250 for)."""
     listener.server.close()
+    deadline = asyncio.get_running_loop().time() + grace
+    while any(p.storing for p in listener.connections) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
     for protocol in list(listener.connections):
-        protocol.abort()
+        protocol.shut_down()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(listener.server.wait_closed(), 5)
+
+
+def listen_ports() -> list[tuple[str, int]]:
+    """(listener name, port) of every listener :func:`serve` opens, for the supervisor."""
+    return [(role.value, port) for role, port in ports_from_settings() if port != 0]
 
 
 def ports_from_settings() -> list[tuple[Role, int]]:
@@ -106,7 +126,9 @@ async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
     for role, port in ports_from_settings():
         if port == 0:
             continue
-        listener = await listener_start(role=role, host=settings.MAIL_BIND, port=port, executor=executor)
+        sockets = listen_sockets(role.value, settings.MAIL_BIND, port)
+        listener = await listener_start(role=role, host=settings.MAIL_BIND, port=port, executor=executor,
+                                        sockets=sockets)
         stack.push_async_callback(listener_stop, listener)
         lines.append(listener.describe())
     return lines

@@ -2,72 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
 import imaplib
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import redis
 
 from mailcore.imap.server import Limits, Listener, start_listener
 from mailcore.models import Account
 from tests.conftest import PASSWORD
+from tests.mailcore.serving import LoopThread, _fresh_login_throttle
+
+__all__ = ["ServerThread", "_fresh_login_throttle"]
 
 
 class ServerThread:
-    def __init__(self, implicit_tls: bool = False, limits: Limits | None = None) -> None:
-        self.loop = asyncio.new_event_loop()
+    def __init__(self, implicit_tls: bool = False, limits: Limits | None = None, proxy_protocol: bool = False) -> None:
         self.implicit_tls = implicit_tls
         self.limits = limits
+        self.proxy_protocol = proxy_protocol
         self.listener: Listener | None = None
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread: LoopThread | None = None
 
     def start(self) -> int:
-        self.thread.start()
-        future = asyncio.run_coroutine_threadsafe(
-            start_listener("127.0.0.1", 0, implicit_tls=self.implicit_tls, limits=self.limits), self.loop)
-        self.listener = future.result(timeout=10)
+        self.thread = LoopThread()
+        self.listener = self.thread.run(start_listener("127.0.0.1", 0, implicit_tls=self.implicit_tls,
+                                                       limits=self.limits, proxy_protocol=self.proxy_protocol))
         return self.listener.port
 
-    @staticmethod
-    async def _drain() -> None:
-        """Let whatever the server left running (the channel layer's reader) finish."""
-        current = asyncio.current_task()
-        others = [t for t in asyncio.all_tasks() if t is not current]
-        for task in others:
-            task.cancel()
-        if others:
-            await asyncio.wait(others, timeout=5)
-        from channels.layers import channel_layers
-
-        for layer in list(channel_layers.backends.values()):
-            flush = getattr(layer, "flush", None)
-            if flush is not None:
-                try:
-                    await flush()
-                except Exception:  # noqa: BLE001 - best effort at teardown
-                    pass
-
     def stop(self) -> None:
-        if self.listener is not None:
-            asyncio.run_coroutine_threadsafe(self.listener.close(), self.loop).result(timeout=20)
-        asyncio.run_coroutine_threadsafe(self._drain(), self.loop).result(timeout=20)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_login_throttle(settings: Any) -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter("authfail:*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+        assert self.thread is not None
+        self.thread.stop([self.listener.close] if self.listener is not None else [])
 
 
 @pytest.fixture

@@ -5,17 +5,18 @@ from __future__ import annotations
 import asyncio
 import poplib
 import ssl
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import redis
 
 from mailcore.net.tls import server_context
 from mailcore.pop3.server import Pop3Service
 from tests.conftest import PASSWORD
+from tests.mailcore.serving import LoopThread, _fresh_login_throttle
+
+__all__ = ["RunningPop3", "ServerThread", "_fresh_login_throttle"]
 
 
 @dataclass
@@ -26,11 +27,9 @@ class RunningPop3:
     loop: asyncio.AbstractEventLoop
 
 
-class ServerThread:
+class ServerThread(LoopThread):
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
+        super().__init__()
         self.services: list[Pop3Service] = []
 
     def start(self, **kwargs: Any) -> RunningPop3:
@@ -40,28 +39,13 @@ class ServerThread:
             self.services.append(service)
             plain = await service.listen("127.0.0.1", 0)
             tls = await service.listen("127.0.0.1", 0, implicit_tls=True)
-            return RunningPop3(service, plain.sockets[0].getsockname()[1], tls.sockets[0].getsockname()[1],
-                               self.loop)
+            return RunningPop3(service, plain.sockets[0].getsockname()[1],  # type: ignore[attr-defined]
+                               tls.sockets[0].getsockname()[1], self.loop)  # type: ignore[attr-defined]
 
-        return asyncio.run_coroutine_threadsafe(open_service(), self.loop).result(timeout=10)
+        return self.run(open_service())
 
-    def stop(self) -> None:
-        for service in self.services:
-            asyncio.run_coroutine_threadsafe(service.aclose(), self.loop).result(timeout=30)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
-        self.loop.close()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_login_throttle(settings: Any) -> None:
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    try:
-        keys = list(client.scan_iter("authfail:*"))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
+    def close(self) -> None:
+        self.stop([service.aclose for service in self.services])
 
 
 @pytest.fixture
@@ -71,7 +55,7 @@ def pop3_start(transactional_db: None) -> Iterator[Callable[..., RunningPop3]]:
     try:
         yield thread.start
     finally:
-        thread.stop()
+        thread.close()
 
 
 @pytest.fixture

@@ -1,0 +1,70 @@
+"""What the protocol suites share to run a server under test: an event loop in a thread, for
+blocking clients (imaplib, poplib, getmail, fetchmail), and a clean login throttle per test."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
+
+import pytest
+import redis
+
+T = TypeVar("T")
+
+
+class LoopThread:
+    """An asyncio loop running in a daemon thread; servers start and stop on it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=timeout)
+
+    @staticmethod
+    async def _drain() -> None:
+        """Let whatever the servers left running (the channel layer's reader) finish."""
+        current = asyncio.current_task()
+        others = [t for t in asyncio.all_tasks() if t is not current]
+        for task in others:
+            task.cancel()
+        if others:
+            await asyncio.wait(others, timeout=5)
+        from channels.layers import channel_layers
+
+        for layer in list(channel_layers.backends.values()):
+            flush = getattr(layer, "flush", None)
+            if flush is not None:
+                try:
+                    await flush()
+                except Exception:  # noqa: BLE001 - best effort at teardown
+                    pass
+
+    def stop(self, closers: list[Callable[[], Awaitable[None]]]) -> None:
+        """Close the servers (each closer on the loop), drain what is left, end the thread."""
+
+        async def close(closer: Callable[[], Awaitable[None]]) -> None:
+            await closer()
+
+        for closer in closers:
+            self.run(close(closer), timeout=30)
+        self.run(self._drain(), timeout=20)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_login_throttle(settings: Any) -> None:
+    """Failed logins of earlier tests must not throttle this one (the counters live in Redis)."""
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter("authfail:*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
