@@ -3,7 +3,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    dependencies = [("mailcore", "0004_message_unindexed")]
+    dependencies = [("mailcore", "0006_smtp_dsn")]
 
     operations = [
         migrations.AddField(

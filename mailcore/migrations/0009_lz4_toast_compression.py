@@ -37,6 +37,6 @@ def _set(method: str):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("mailcore", "0004_message_unindexed")]
+    dependencies = [("mailcore", "0008_outbound_interruptions")]
 
     operations = [migrations.RunPython(_set("lz4"), _set("default"))]
