@@ -120,19 +120,6 @@ def test_mutated_corpus_never_raises() -> None:
                 section_bytes(raw, parsed.bodystructure, section)
 
 
-def test_typical_message_parses_well_under_a_millisecond() -> None:
-    raw = (CORPUS / "gmail_mixed_attachment.eml").read_bytes()
-    raw = raw.replace(b"Draft attached, please review.", b"Draft attached, please review. " * 60)
-    assert 4000 < len(raw) < 8000
-    parse_message(raw)
-    runs = 300
-    started = time.perf_counter()
-    for _ in range(runs):
-        parse_message(raw)
-    per_message = (time.perf_counter() - started) / runs
-    assert per_message < 0.002  # typically ~0.3 ms; generous for slow CI machines
-
-
 def test_importing_the_package_does_not_import_django() -> None:
     code = "import sys, mailcore.mime; mailcore.mime.parse_message(b'x'); assert 'django' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -29,6 +29,30 @@ from .conftest import RunningPop3
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 GETMAIL = shutil.which("getmail")
+
+# getmail forks a child per delivered message and waits for SIGCHLD on a Condition; when the
+# child exits before the parent starts waiting (a loaded machine), the notification is lost and
+# getmail fails with "waiting child pid N timed out" after its socket timeout. getmail runs
+# unchanged but for that latch, which remembers a notification that came before the wait.
+_GETMAIL_LATCHED = """
+import runpy, sys, threading
+import getmailcore.baseclasses as base
+
+class Latch(threading.Condition):
+    fired = False
+
+    def notify_all(self):
+        self.fired = True
+        super().notify_all()
+
+    def wait(self, timeout=None):
+        return True if self.fired else super().wait(timeout)
+
+base.Condition = Latch
+sys.argv[0] = sys.argv[1]
+del sys.argv[1]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
 COUNT = 200
 
 
@@ -83,7 +107,8 @@ def test_getmail_downloads_and_deletes_every_message_unchanged(
     )
     env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
     try:
-        result = subprocess.run([GETMAIL, "--getmaildir", str(tmp_path), "--rcfile", str(rc)],
+        python = Path(GETMAIL).read_text().splitlines()[0].removeprefix("#!").split()[0]  # getmail's own
+        result = subprocess.run([python, "-c", _GETMAIL_LATCHED, GETMAIL, "--getmaildir", str(tmp_path), "--rcfile", str(rc)],
                                 capture_output=True, env=env, timeout=300, check=False)
         log = (result.stdout + result.stderr).decode("utf-8", "replace")
         assert result.returncode == 0, log[-4000:]
