@@ -106,7 +106,7 @@ def reserve_quota(amounts: dict[int, int], *, enforce: bool = True) -> tuple[lis
     condition = "AND (a.quota_bytes = 0 OR a.used_bytes + d.n <= a.quota_bytes)" if enforce else ""
     with connection.cursor() as cur:
         if len(ids) > 1:  # one row needs no ordering: the UPDATE locks it
-            cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+            cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [ids])
         cur.execute(
             f"""
             UPDATE mailcore_account a SET used_bytes = a.used_bytes + d.n
@@ -253,7 +253,8 @@ _STORE_SQL = _store_sql()
 def _lock_folders(folder_ids: Sequence[int]) -> None:
     """Lock several folders in id order first, so concurrent writers cannot deadlock."""
     with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(folder_ids)])
+        cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                    [sorted(folder_ids)])
 
 
 def store_copies(
