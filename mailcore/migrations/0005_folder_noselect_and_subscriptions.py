@@ -55,4 +55,9 @@ class Migration(migrations.Migration):
             model_name="folder",
             name="subscribed",
         ),
+        migrations.AddField(
+            model_name="message",
+            name="received_offset",
+            field=models.SmallIntegerField(default=0),
+        ),
     ]
