@@ -1341,7 +1341,7 @@ def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[Fe
         elif name == "FLAGS":
             parts.append(b"FLAGS " + s._flags_with_recent(sel, row["uid"], row["flags"]).encode())
         elif name == "INTERNALDATE":
-            parts.append(b"INTERNALDATE " + fmt.internal_date(row["received_at"], row["message__received_offset"]))
+            parts.append(b"INTERNALDATE " + fmt.internal_date(row["received_at"], row["message__received_tz"]))
         elif name == "RFC822.SIZE":
             parts.append(b"RFC822.SIZE %d" % row["message__size"])
         elif name == "MODSEQ":

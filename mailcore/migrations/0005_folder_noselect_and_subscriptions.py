@@ -57,7 +57,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddField(
             model_name="message",
-            name="received_offset",
+            name="received_tz",
             field=models.SmallIntegerField(default=0),
         ),
     ]

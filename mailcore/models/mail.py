@@ -105,7 +105,7 @@ class Message(models.Model):
     received_at = models.DateTimeField()
     # The zone the INTERNALDATE was given in (APPEND, RFC 3501 §6.3.11), minutes east of UTC,
     # so that FETCH INTERNALDATE returns it as given; 0 for deliveries.
-    received_offset = models.SmallIntegerField(default=0)
+    received_tz = models.SmallIntegerField(default=0)
 
     # System flags and keywords belong to the message (shared by every folder it stands in).
     seen = models.BooleanField(default=False)

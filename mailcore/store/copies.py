@@ -187,7 +187,7 @@ _SHARED_COLUMNS = [
 _TARGET_COLUMNS = [
     ("account_id", "bigint"), ("folder_id", "bigint"), ("received_at", "timestamptz"), ("seen", "boolean"),
     ("answered", "boolean"), ("flagged", "boolean"), ("deleted", "boolean"), ("draft", "boolean"),
-    ("keywords", "text"), ("thread_id", "bigint"), ("received_offset", "smallint"),
+    ("keywords", "text"), ("thread_id", "bigint"), ("received_tz", "smallint"),
 ]
 MESSAGE_INSERT_COLUMNS = frozenset(
     {"id", "blob_id"} | {c for c, _ in _SHARED_COLUMNS} | {c for c, _ in _TARGET_COLUMNS} - {"folder_id"}
@@ -220,10 +220,10 @@ def _store_sql() -> str:
     ), msg AS (
         INSERT INTO mailcore_message (
             id, blob_id, account_id, received_at, seen, answered, flagged, deleted, draft, keywords,
-            thread_id, received_offset, {shared_names}
+            thread_id, received_tz, {shared_names}
         )
         SELECT t.id, blob.id, t.account_id, t.received_at, t.seen, t.answered, t.flagged, t.deleted,
-               t.draft, t.keywords::jsonb, COALESCE(t.thread_id, first.id), t.received_offset, s.*
+               t.draft, t.keywords::jsonb, COALESCE(t.thread_id, first.id), t.received_tz, s.*
         FROM t
         CROSS JOIN blob
         JOIN (SELECT account_id, min(id) AS id FROM t GROUP BY account_id) first USING (account_id)
@@ -303,7 +303,7 @@ def store_copies(
         columns["account_id"].append(target.account_id)
         columns["folder_id"].append(target.folder_id)
         columns["received_at"].append(target.received_at or now)
-        columns["received_offset"].append(_offset_minutes(target.received_at))
+        columns["received_tz"].append(_offset_minutes(target.received_at))
         for name in ("seen", "answered", "flagged", "deleted", "draft"):
             columns[name].append(flags[name])
         columns["keywords"].append(json.dumps(keywords))
