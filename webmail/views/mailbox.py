@@ -152,6 +152,8 @@ def folder_action(request: HttpRequest, folder_id: int) -> HttpResponse:
     target = None
     if request.POST.get("target", "").isdigit():
         target = selectors.folder_for_user(account, int(request.POST["target"]))
+        if target.noselect:
+            return HttpResponse("That folder only holds other folders, not messages.", status=400)
     note = "Nothing selected."
     uids = selectors.entries_for_messages(account, folder, ids)
     if uids:
