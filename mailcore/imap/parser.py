@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Union
 
 MAX_LIST_DEPTH = 32
@@ -308,7 +308,7 @@ def parse_date_time(token: Token) -> datetime:
         return datetime(
             int(match.group(3)), _MONTHS.index(match.group(2).upper()) + 1, int(match.group(1).strip()),
             int(match.group(4)), int(match.group(5)), int(match.group(6)), tzinfo=timezone(offset),
-        ).astimezone(UTC)
+        )  # the zone is kept: INTERNALDATE is returned as given
     except ValueError:
         raise ParseError("invalid date-time") from None
 

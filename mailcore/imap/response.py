@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -33,10 +33,14 @@ def astring(value: str) -> bytes:
     return string(value)
 
 
-def internal_date(value: datetime) -> bytes:
-    value = value.astimezone(UTC)
-    return b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
-        value.day, _MONTHS[value.month - 1].encode(), value.year, value.hour, value.minute, value.second)
+def internal_date(value: datetime, offset_minutes: int = 0) -> bytes:
+    """date-time (RFC 3501 §9) in the zone ``offset_minutes`` east of UTC."""
+    value = value.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    sign = b"-" if offset_minutes < 0 else b"+"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    return b'"%02d-%s-%04d %02d:%02d:%02d %s%02d%02d"' % (
+        value.day, _MONTHS[value.month - 1].encode(), value.year, value.hour, value.minute, value.second, sign,
+        hours, minutes)
 
 
 def _addresses(entries: Sequence[Sequence[str | None]] | None) -> bytes:

@@ -168,7 +168,8 @@ def uids_in(folder_id: int, uids: Sequence[int]) -> list[int]:
 def fetch_rows(folder_id: int, uids: Sequence[int], *, structure: bool, envelope: bool,
                body: bool) -> list[dict[str, Any]]:
     """Rows for FETCH, in UID order; with ``body`` each row has "raw" (the verbatim blob)."""
-    values = ["uid", "modseq", "received_at", "message_id", "message__size", "message__header_size",
+    values = ["uid", "modseq", "received_at", "message__received_tz", "message_id", "message__size",
+              "message__header_size",
               "message__blob_id", *_FLAG_VALUES]
     if structure:
         values.append("message__bodystructure")

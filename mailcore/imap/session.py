@@ -316,6 +316,9 @@ class Session:
         await self.flush()
 
     async def close(self) -> None:
+        await self._unsubscribe()
+
+    async def _unsubscribe(self) -> None:
         if self._listener is not None:
             listener, self._listener = self._listener, None
             listener.cancel()
@@ -328,6 +331,8 @@ class Session:
                 await self._layer.group_discard(account_group(self.account.pk), self._channel)
             except Exception:  # noqa: BLE001 - Redis gone: nothing to clean up there
                 log.debug("group_discard failed", exc_info=True)
+        self._layer = None
+        self._channel = None
 
     # --- notifications (IDLE across processes) ----------------------------------------------
 
@@ -604,6 +609,21 @@ async def cmd_authenticate(s: Session, c: Command) -> None:
     if authzid and authzid != authcid:
         raise no("cannot act as another user", "AUTHORIZATIONFAILED")
     await _login(s, c.tag, address, secret)
+
+
+async def cmd_unauthenticate(s: Session, c: Command) -> None:
+    """RFC 8437: back to the not authenticated state, forgetting the user, the selected mailbox
+    and what was ENABLEd; TLS and compression stay."""
+    if c.args:
+        raise bad("UNAUTHENTICATE takes no arguments")
+    await s._unsubscribe()
+    s.selected = None
+    s.account = None
+    s.enabled = set()
+    s.dirty = False
+    s.auth_failures = 0
+    s.state = State.NOT_AUTHENTICATED
+    await s.finish(c.tag, "OK", "UNAUTHENTICATE completed")
 
 
 async def cmd_enable(s: Session, c: Command) -> None:
@@ -1321,7 +1341,7 @@ def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[Fe
         elif name == "FLAGS":
             parts.append(b"FLAGS " + s._flags_with_recent(sel, row["uid"], row["flags"]).encode())
         elif name == "INTERNALDATE":
-            parts.append(b"INTERNALDATE " + fmt.internal_date(row["received_at"]))
+            parts.append(b"INTERNALDATE " + fmt.internal_date(row["received_at"], row["message__received_tz"]))
         elif name == "RFC822.SIZE":
             parts.append(b"RFC822.SIZE %d" % row["message__size"])
         elif name == "MODSEQ":
@@ -1577,6 +1597,7 @@ _COMMANDS: list[tuple[tuple[State, ...], str, Handler]] = [
     ((State.AUTHENTICATED,), "ENABLE", cmd_enable),
     (_AUTH, "NAMESPACE", cmd_namespace),
     (_AUTH, "COMPRESS", cmd_compress),
+    (_AUTH, "UNAUTHENTICATE", cmd_unauthenticate),
     (_AUTH, "SELECT", cmd_select),
     (_AUTH, "EXAMINE", cmd_examine),
     (_AUTH, "CREATE", cmd_create),

@@ -55,4 +55,9 @@ class Migration(migrations.Migration):
             model_name="folder",
             name="subscribed",
         ),
+        migrations.AddField(
+            model_name="message",
+            name="received_tz",
+            field=models.SmallIntegerField(default=0),
+        ),
     ]

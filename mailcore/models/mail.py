@@ -103,6 +103,9 @@ class Message(models.Model):
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="messages")
     size = models.BigIntegerField()
     received_at = models.DateTimeField()
+    # The zone the INTERNALDATE was given in (APPEND, RFC 3501 §6.3.11), minutes east of UTC,
+    # so that FETCH INTERNALDATE returns it as given; 0 for deliveries.
+    received_tz = models.SmallIntegerField(default=0)
 
     # System flags and keywords belong to the message (shared by every folder it stands in).
     seen = models.BooleanField(default=False)

@@ -107,7 +107,7 @@ def reserve_quota(amounts: dict[int, int], *, enforce: bool = True) -> tuple[lis
     condition = "AND (a.quota_bytes = 0 OR a.used_bytes + d.n <= a.quota_bytes)" if enforce else ""
     with connection.cursor() as cur:
         if len(ids) > 1:  # one row needs no ordering: the UPDATE locks it
-            cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+            cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [ids])
         cur.execute(
             f"""
             UPDATE mailcore_account a SET used_bytes = a.used_bytes + d.n
@@ -188,7 +188,7 @@ _SHARED_COLUMNS = [
 _TARGET_COLUMNS = [
     ("account_id", "bigint"), ("folder_id", "bigint"), ("received_at", "timestamptz"), ("seen", "boolean"),
     ("answered", "boolean"), ("flagged", "boolean"), ("deleted", "boolean"), ("draft", "boolean"),
-    ("keywords", "text"),
+    ("keywords", "text"), ("received_tz", "smallint"),
 ]
 MESSAGE_INSERT_COLUMNS = frozenset(
     {"id", "blob_id", "thread_id"} | {c for c, _ in _SHARED_COLUMNS} | {c for c, _ in _TARGET_COLUMNS} - {"folder_id"}
@@ -235,10 +235,10 @@ def _store_sql(*, enforce_quota: bool, threads_sql: str) -> str:
     ), msg AS (
         INSERT INTO mailcore_message (
             id, blob_id, account_id, received_at, seen, answered, flagged, deleted, draft, keywords,
-            thread_id, {shared_names}
+            thread_id, received_tz, {shared_names}
         )
         SELECT t.id, blob.id, t.account_id, t.received_at, t.seen, t.answered, t.flagged, t.deleted,
-               t.draft, t.keywords::jsonb, COALESCE(th.thread_id, first.id), s.*
+               t.draft, t.keywords::jsonb, COALESCE(th.thread_id, first.id), t.received_tz, s.*
         FROM t
         CROSS JOIN blob
         JOIN (SELECT account_id, min(id) AS id FROM t GROUP BY account_id) first USING (account_id)
@@ -276,7 +276,8 @@ def _lock_accounts(account_ids: Sequence[int]) -> None:
 def _lock_folders(folder_ids: Sequence[int]) -> None:
     """Lock several folders in id order first, so concurrent writers cannot deadlock."""
     with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(folder_ids)])
+        cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
+                    [sorted(folder_ids)])
 
 
 def store_copies(
@@ -326,6 +327,7 @@ def store_copies(
         columns["account_id"].append(target.account_id)
         columns["folder_id"].append(target.folder_id)
         columns["received_at"].append(target.received_at or now)
+        columns["received_tz"].append(_offset_minutes(target.received_at))
         for name in ("seen", "answered", "flagged", "deleted", "draft"):
             columns[name].append(flags[name])
         columns["keywords"].append(json.dumps(keywords))
@@ -384,6 +386,11 @@ def store_copies(
             raise FolderNotFound("the folder does not exist (or holds no messages: \\Noselect)")
         publish_on_commit(account_id, mail_changed(account_id, folder_id, "exists", modseq_of[folder_id]))
     return outcome
+
+
+def _offset_minutes(value: datetime | None) -> int:
+    offset = value.utcoffset() if value is not None else None
+    return int(offset.total_seconds() // 60) if offset is not None else 0
 
 
 _REPLY_PREFIXES = ("re:", "aw:", "sv:", "vs:", "antw:", "r:")

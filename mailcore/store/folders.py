@@ -62,7 +62,7 @@ def _lock_account(account: Account) -> None:
     """Folder-tree changes of one account run one at a time (and before any folder lock, the
     order every writer of the store keeps: account, then folders)."""
     with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_account WHERE id = %s FOR UPDATE", [account.pk])
+        cur.execute("SELECT id FROM mailcore_account WHERE id = %s FOR NO KEY UPDATE", [account.pk])
 
 
 def _create_one(account: Account, name: str, special_use: str = "", *, noselect: bool = False) -> Folder:

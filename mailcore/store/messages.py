@@ -32,15 +32,19 @@ _FLAG_NAMES = ("seen", "answered", "flagged", "deleted", "draft")
 
 
 def _lock_account(account_id: int) -> None:
+    """Every writer that changes where an account's messages stand (append and delivery through
+    the quota update, copy, move, label, expunge, flags) holds the account row first, then the
+    folders in id order: one order, so no deadlock, and what a writer read after taking the
+    account lock stays true until it commits. NO KEY UPDATE leaves foreign-key checks free."""
     with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_account WHERE id = %s FOR UPDATE", [account_id])
+        cur.execute("SELECT id FROM mailcore_account WHERE id = %s FOR NO KEY UPDATE", [account_id])
 
 
 def _lock_folders(folder_ids: Iterable[int]) -> None:
     ids = sorted(set(folder_ids))
     if ids:
         with connection.cursor() as cur:
-            cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+            cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [ids])
 
 
 # What the store's writers read of a message: never the parsed text, which can be large.
@@ -138,6 +142,8 @@ def flags_store(
     _check_folder(account, folder)
     values, keywords = flag_fields(flags)
     result = FlagsResult()
+    # Under the account lock no standing of these messages can come or go until commit.
+    _lock_account(account.pk)
     # Every standing of the named messages, in this folder and in others, in one query.
     with connection.cursor() as cur:
         cur.execute(
@@ -214,6 +220,9 @@ def message_copy(*, account: Account, source: Folder, uids: Sequence[int], targe
     """IMAP COPY: new messages sharing the blob, flags copied; returns (source uid, new uid) pairs."""
     _check_folder(account, source)
     _check_folder(account, target)
+    # Locked before reading: an entry expunged meanwhile would be counted but not copied.
+    _lock_account(account.pk)
+    _lock_folders([source.pk, target.pk])
     entries = list(_lean_entries(source, uids))
     if not entries:
         return []
@@ -266,6 +275,7 @@ def message_move(*, account: Account, source: Folder, uids: Sequence[int], targe
         # Every entry would count as "already there" and then be removed: the messages would
         # be left standing nowhere.
         raise StoreError("messages cannot be moved into the folder they are in")
+    _lock_account(account.pk)
     _lock_folders([source.pk, target.pk])
     entries = list(_lean_entries(source, uids))
     if not entries:
@@ -295,6 +305,8 @@ def message_move(*, account: Account, source: Folder, uids: Sequence[int], targe
 def label_add(*, account: Account, message_ids: Sequence[int], folder: Folder) -> list[int]:
     """Put messages into another folder as well (a label): same Message, shared flags."""
     _check_folder(account, folder)
+    _lock_account(account.pk)
+    _lock_folders([folder.pk])
     messages = list(
         Message.objects.filter(account=account, pk__in=list(message_ids)).exclude(entries__folder=folder).order_by("pk")
     )

@@ -99,6 +99,17 @@ def test_append_with_flags_and_date_returns_appenduid(client: imaplib.IMAP4, ali
     entry = Folder.objects.get(account=alice, name="Drafts").entries.select_related("message").get()
     assert entry.message.draft and entry.message.seen and bytes(entry.message.blob.data) == raw
     assert entry.received_at.hour == 9
+    # INTERNALDATE comes back in the zone it was given in (RFC 3501 §6.3.11).
+    client.select("Drafts")
+    typ, data = client.fetch("1", "(INTERNALDATE)")
+    assert data[0] == b'1 (INTERNALDATE "05-Jan-2026 10:00:00 +0100")'
+    client.append("Drafts", None, '" 7-Feb-2026 23:59:59 -0330"', raw)
+    typ, data = client.fetch("2", "(INTERNALDATE)")
+    assert data[0] == b'2 (INTERNALDATE "07-Feb-2026 23:59:59 -0330")'
+    typ, data = client.copy("1:2", "INBOX")
+    client.select("INBOX")
+    typ, data = client.fetch("1:2", "(INTERNALDATE)")
+    assert data == [b'1 (INTERNALDATE "05-Jan-2026 10:00:00 +0100")', b'2 (INTERNALDATE "07-Feb-2026 23:59:59 -0330")']
     typ, data = client.append("Nope", "", None, raw)
     assert typ == "NO" and b"TRYCREATE" in data[0]
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, timedelta
 
 import pytest
 
@@ -80,7 +80,8 @@ def test_search_program_nests_or_not_and_lists() -> None:
 
 def test_date_time_is_parsed_with_its_zone() -> None:
     value = parse_date_time(String(b" 7-Feb-2024 10:00:00 +0200"))
-    assert (value.hour, value.day) == (8, 7)
+    assert (value.hour, value.day, value.utcoffset()) == (10, 7, timedelta(hours=2))
+    assert value.astimezone(UTC).hour == 8
 
 
 def test_modified_utf7_round_trips() -> None:

@@ -152,3 +152,20 @@ def test_imaplib_can_enable_rev2_and_search(imap_port: int, alice: Account) -> N
     assert typ == "OK"
     assert conn.untagged_responses.get("ESEARCH")
     conn.logout()
+
+
+def test_unauthenticate_forgets_the_user_the_mailbox_and_enabled_extensions(imap_port: int, alice: Account,
+                                                                            bob: Account) -> None:
+    store.message_append(account=alice, folder=_inbox(alice), raw=make_message())
+    raw = _login(imap_port)
+    assert b"UNAUTHENTICATE" in raw.cmd("b", "CAPABILITY")[0]
+    raw.cmd("c", "ENABLE IMAP4rev2")
+    raw.cmd("d", "SELECT INBOX")
+    assert raw.cmd("e", "UNAUTHENTICATE") == [b"e OK UNAUTHENTICATE completed\r\n"]
+    assert raw.cmd("f", "SELECT INBOX")[-1] == b"f BAD SELECT is not allowed in the not authenticated state\r\n"
+    assert raw.cmd("g", "UNAUTHENTICATE")[-1].startswith(b"g BAD")
+    assert raw.cmd("h", f'LOGIN bob@b.test "{PASSWORD}"')[-1].startswith(b"h OK")
+    lines = raw.cmd("i", "SELECT INBOX")
+    assert b"* 0 EXISTS\r\n" in lines and b"* 0 RECENT\r\n" in lines  # bob's, and IMAP4rev1 again
+    assert raw.cmd("j", "SEARCH ALL")[0] == b"* SEARCH\r\n"
+    raw.close()
