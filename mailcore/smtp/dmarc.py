@@ -23,6 +23,7 @@ from mailcore.addresses import AddressError, normalize_domain
 from .resolver import DnsTempError, txt_records
 
 POLICIES = ("none", "quarantine", "reject")
+MAX_FROM_DOMAINS = 5  # each costs up to two DNS lookups
 _ALIGNMENT_MODES = ("r", "s")
 
 
@@ -198,12 +199,14 @@ def header_from_domains(raw: bytes) -> list[str]:
     """
     end = raw.find(b"\r\n\r\n")
     head = raw if end < 0 else raw[: end + 2]
-    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(head)
+    # UTF-8 header fields (RFC 6532, SMTPUTF8 mail) carry U-label domains: decode them as such.
+    text = head.decode("utf-8", "replace")
+    headers = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
     values = headers.get_all("From") or []
     if not values:
-        raise FromError("the message has no From: header field (RFC 5322 §3.6)")
+        raise FromError("the message has no From: header field (RFC 5322 section 3.6)")
     if len(values) > 1:
-        raise FromError("the message has more than one From: header field (RFC 5322 §3.6)")
+        raise FromError("the message has more than one From: header field (RFC 5322 section 3.6)")
     domains: list[str] = []
     for _name, address in email.utils.getaddresses([str(values[0])]):
         local, at, domain = address.rpartition("@")
@@ -215,6 +218,8 @@ def header_from_domains(raw: bytes) -> list[str]:
             raise FromError("the From: header field holds an invalid domain") from None
         if canonical not in domains:
             domains.append(canonical)
+    if len(domains) > MAX_FROM_DOMAINS:
+        raise FromError(f"the From: header field names more than {MAX_FROM_DOMAINS} domains")
     if not domains:
         raise FromError("the From: header field holds no address")
     return domains

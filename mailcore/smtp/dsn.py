@@ -37,11 +37,11 @@ def xtext_encode(text: str) -> str:
 def _xtext_checked(value: str, what: str) -> str:
     """The canonical xtext (upper-case hex) of a well-formed value whose decoded text is printable."""
     if not _XTEXT.match(value):
-        raise DsnParamError(f"{what} is not valid xtext (RFC 3461 §4)")
+        raise DsnParamError(f"{what} is not valid xtext (RFC 3461 section 4)")
     canonical = _HEXCHAR.sub(lambda m: "+" + m.group(1).upper(), value)
     decoded = xtext_decode(canonical)
     if not all(" " <= ch <= "~" for ch in decoded):
-        raise DsnParamError(f"{what} must decode to printable US-ASCII (RFC 3461 §4)")
+        raise DsnParamError(f"{what} must decode to printable US-ASCII (RFC 3461 section 4)")
     return canonical
 
 

@@ -20,6 +20,7 @@ from django.conf import settings
 from mailcore.net.listen import ServerGroup, listen_sockets
 from mailcore.net.tls import server_context
 
+from .dmarc import organizational_domain
 from .handler import DEFAULT_DB_THREADS, MailHandler, executor_close
 from .protocol import Limits, MailSMTP, Role
 
@@ -69,6 +70,9 @@ async def listener_start(
     if proxy_protocol is None:
         proxy_protocol = role.value in settings.PROXY_PROTOCOL_LISTENERS
     tls = server_context()
+    if role is Role.MX:
+        # Parse the bundled Public Suffix List now rather than during the first message's DMARC check.
+        await loop.run_in_executor(executor, organizational_domain, "example.org")
 
     connections: weakref.WeakSet[MailSMTP] = weakref.WeakSet()
 

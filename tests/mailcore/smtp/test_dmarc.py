@@ -193,6 +193,18 @@ def test_every_domain_of_a_multi_address_from_is_evaluated(mx, alice, dns_zone: 
     assert stored_header("Authentication-Results").count("dmarc=pass") == 1
 
 
+def test_utf8_from_domain_is_evaluated_in_its_a_label_form(mx, alice, dns_zone: DnsZone) -> None:
+    dns_zone.add("_dmarc.xn--bcher-kva.test", "TXT", "v=DMARC1; p=reject")
+    message = make_message().replace(b"Carol <carol@example.org>", "Léa <léa@bücher.test>".encode())
+    client = connect(mx)
+    try:
+        with pytest.raises(smtplib.SMTPDataError) as info:
+            client.sendmail("carol@example.org", ["alice@a.test"], message, ["SMTPUTF8"])
+    finally:
+        client.close()
+    assert b"xn--bcher-kva.test" in info.value.smtp_error
+
+
 def test_enforcement_off_records_the_failure_and_delivers(mx, alice, dns_zone: DnsZone, settings) -> None:
     settings.SMTP_DMARC_ENFORCE = False
     dns_zone.add("_dmarc.example.org", "TXT", "v=DMARC1; p=reject")
@@ -238,3 +250,6 @@ def test_header_from_domains() -> None:
     assert header_from_domains(make_message(sender="x@Example.ORG")) == ["example.org"]
     with pytest.raises(FromError):
         header_from_domains(b"Subject: x\r\n\r\nbody")
+    many = ", ".join(f"x@d{i}.example" for i in range(6)).encode()
+    with pytest.raises(FromError, match="more than 5 domains"):
+        header_from_domains(b"From: " + many + b"\r\n\r\nbody")

@@ -285,3 +285,38 @@ def test_unknown_parameters_are_still_refused(mx, alice) -> None:
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         client.sendmail("carol@example.org", ["alice@a.test"], make_message(), [], ["XFOO=1"])
     client.close()
+
+
+def _team_alias() -> None:
+    from mailcore.store import alias_create
+
+    alias_create(address="team@a.test", destinations=[CAROL])
+
+
+def test_rset_forgets_the_dsn_parameters(mx, alice) -> None:
+    _team_alias()
+    with RawClient(mx) as raw:
+        raw.command(b"EHLO client.example")
+        assert raw.command(b"MAIL FROM:<dave@example.org> RET=FULL ENVID=first").startswith(b"250")
+        assert raw.command(b"RSET").startswith(b"250")
+        assert raw.command(b"MAIL FROM:<dave@example.org>").startswith(b"250")
+        assert raw.command(b"RCPT TO:<team@a.test>").startswith(b"250")
+        assert raw.command(b"DATA").startswith(b"354")
+        assert raw.command(make_message(to="team@a.test") + b".").startswith(b"250")
+    message = OutboundMessage.objects.get()
+    assert (message.dsn_ret, message.dsn_envid) == ("", "")
+    assert message.recipients.get().notify == ""
+
+
+def test_dsn_parameters_travel_with_a_bdat_message(mx, alice) -> None:
+    _team_alias()
+    body = make_message(to="team@a.test")
+    with RawClient(mx) as raw:
+        raw.command(b"EHLO client.example")
+        assert raw.command(b"MAIL FROM:<dave@example.org> RET=HDRS ENVID=bdat+2B1").startswith(b"250")
+        assert raw.command(b"RCPT TO:<team@a.test> NOTIFY=DELAY ORCPT=rfc822;Team@A.test").startswith(b"250")
+        assert raw.command(b"BDAT %d LAST\r\n" % len(body) + body).startswith(b"250")
+    message = OutboundMessage.objects.get()
+    assert (message.dsn_ret, message.dsn_envid) == ("HDRS", "bdat+2B1")
+    row = message.recipients.get()
+    assert (row.address, row.notify, row.orcpt) == (CAROL, "DELAY", "rfc822;Team@A.test")
