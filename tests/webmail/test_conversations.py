@@ -222,3 +222,34 @@ def test_drafts_stay_one_row_each(alice_client: Client, alice: Account) -> None:
                              flags=["\\Draft", "\\Seen"])
     response = alice_client.get(f"/f/{drafts.pk}/list/")
     assert response.context["page"].conversations is None and len(response.context["page"].entries) == 2
+
+
+def test_the_conversation_page_toolbar_acts_on_the_thread_in_its_folder(alice_client: Client, alice: Account) -> None:
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    talk = _thread(alice, inbox, "Talk", ["bob@b.test", "alice@a.test", "carol@example.org"],
+                   start=timezone.now() - timedelta(hours=1))
+    page = alice_client.get(f"/m/{talk[2].pk}/?folder={inbox.pk}").content.decode()
+    assert f'name="ids" value="t{talk[0].thread_id}"' in page
+    response = alice_client.post(f"/f/{inbox.pk}/act/", {"action": "star", "ids": f"t{talk[0].thread_id}",
+                                                         "message": str(talk[2].pk), "back": "message"})
+    assert response.status_code == 302 and response["Location"] == f"/m/{talk[2].pk}/?folder={inbox.pk}"
+    assert Message.objects.filter(pk__in=[talk[0].pk, talk[2].pk], flagged=True).count() == 2
+    assert ">Remove star</button>" in alice_client.get(response["Location"]).content.decode()
+    # Marking unread goes back to the list: showing the conversation would read it again.
+    response = alice_client.post(f"/f/{inbox.pk}/act/", {"action": "unread", "ids": f"t{talk[0].thread_id}",
+                                                         "message": str(talk[2].pk), "back": "message"})
+    assert response["Location"] == f"/f/{inbox.pk}/"
+    assert not Message.objects.filter(pk__in=[talk[0].pk, talk[2].pk], seen=True).exists()
+    alice_client.post(f"/f/{inbox.pk}/act/", {"action": "archive", "ids": f"t{talk[0].thread_id}",
+                                              "message": str(talk[2].pk), "back": "message"})
+    assert {FolderEntry.objects.get(message=m).folder.name for m in (talk[0], talk[2])} == {"Archive"}
+    assert FolderEntry.objects.get(message=talk[1]).folder.special_use == Folder.SpecialUse.SENT
+
+
+def test_with_conversation_view_off_the_toolbar_acts_on_the_message(alice_client: Client, alice: Account) -> None:
+    alice.conversation_view = False
+    alice.save()
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    talk = _thread(alice, inbox, "Talk", ["bob@b.test", "carol@example.org"], start=timezone.now())
+    page = alice_client.get(f"/m/{talk[1].pk}/?folder={inbox.pk}").content.decode()
+    assert f'name="ids" value="{talk[1].pk}"' in page

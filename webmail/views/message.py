@@ -97,6 +97,9 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
         "folder": folder,
         "images": images,
         "subject": message.subject or "(no subject)",
+        # With conversation view, the toolbar acts on the whole conversation in this folder.
+        "selection": f"t{message.thread_id}" if account.conversation_view and message.thread_id else str(message.pk),
+        "flagged": any(item.message.flagged for item in shown) if account.conversation_view else message.flagged,
     }
     return render(request, "webmail/message.html", context)
 
