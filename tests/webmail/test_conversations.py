@@ -253,3 +253,24 @@ def test_with_conversation_view_off_the_toolbar_acts_on_the_message(alice_client
     talk = _thread(alice, inbox, "Talk", ["bob@b.test", "carol@example.org"], start=timezone.now())
     page = alice_client.get(f"/m/{talk[1].pk}/?folder={inbox.pk}").content.decode()
     assert f'name="ids" value="{talk[1].pk}"' in page
+
+
+def test_the_conversation_page_links_the_newer_and_older_rows_of_the_list(alice_client: Client, alice: Account) -> None:
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    start = timezone.now() - timedelta(hours=5)
+    first = _thread(alice, inbox, "First", ["bob@b.test"], start=start)
+    talk = _thread(alice, inbox, "Talk", ["bob@b.test", "carol@example.org", "dan@example.org"],
+                   start=start + timedelta(minutes=30))
+    last = _thread(alice, inbox, "Last", ["erin@example.org"], start=start + timedelta(hours=2))
+    # Opened from any message of the thread, the neighbours are those of the thread's row.
+    for message in talk:
+        page = alice_client.get(f"/m/{message.pk}/?folder={inbox.pk}").content.decode()
+        assert f'href="/m/{last[0].pk}/?folder={inbox.pk}" class="button newer"' in page
+        assert f'href="/m/{first[0].pk}/?folder={inbox.pk}" class="button older"' in page
+    page = alice_client.get(f"/m/{last[0].pk}/?folder={inbox.pk}").content.decode()
+    assert 'class="button newer"' not in page and f'href="/m/{talk[2].pk}/?folder={inbox.pk}" class="button older"' in page
+    alice.conversation_view = False
+    alice.save()
+    page = alice_client.get(f"/m/{talk[1].pk}/?folder={inbox.pk}").content.decode()
+    assert f'href="/m/{talk[2].pk}/?folder={inbox.pk}" class="button newer"' in page
+    assert f'href="/m/{talk[0].pk}/?folder={inbox.pk}" class="button older"' in page
