@@ -14,7 +14,7 @@ from mailcore import store
 from mailcore.models import Account, Folder, FolderEntry, Message
 from tests.conftest import make_message
 from tests.webmail.conftest import folder_of
-from webmail.conversations import participants
+from webmail.conversations import participants, recipients_label
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +61,13 @@ def test_participants_name_people_once_oldest_first_with_me() -> None:
     many = [("Ann A", "a@x"), ("", "bea@x"), ("Cy C", "c@x"), ("Di D", "d@x"), ("Ed E", "e@x")]
     assert participants(many, own) == ["Ann", "…", "Di", "Ed"]
     assert participants([], own) == ["(unknown sender)"]
+
+
+def test_sent_rows_name_the_recipients() -> None:
+    assert recipients_label("Bob Stone <bob@b.test>") == ["To: Bob Stone"]
+    assert recipients_label("Bob Stone <bob@b.test>, carol@x.test") == ["To: Bob, carol"]
+    assert recipients_label("a@x, b@x, c@x, d@x") == ["To: a, b, c…"]
+    assert recipients_label("") == ["To: (no recipient)"]
 
 
 def test_a_thread_is_one_row_with_count_people_latest_preview_unread_star_and_attachment(
@@ -274,3 +281,10 @@ def test_the_conversation_page_links_the_newer_and_older_rows_of_the_list(alice_
     page = alice_client.get(f"/m/{talk[1].pk}/?folder={inbox.pk}").content.decode()
     assert f'href="/m/{talk[2].pk}/?folder={inbox.pk}" class="button newer"' in page
     assert f'href="/m/{talk[0].pk}/?folder={inbox.pk}" class="button older"' in page
+
+
+def test_sent_conversation_rows_say_to_whom(alice_client: Client, alice: Account) -> None:
+    alice_client.post("/compose/", {"to": "Dan Brown <dan@x.example>", "subject": "Hi", "body": "Hello"})
+    sent = folder_of(alice, Folder.SpecialUse.SENT)
+    rows, _ = _conversations(alice_client, sent)
+    assert [r.names for r in rows] == [["To: Dan Brown"]]

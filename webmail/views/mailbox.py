@@ -14,7 +14,7 @@ from mailcore import store
 from mailcore.models import Account, Folder
 
 from .. import selectors
-from ..conversations import participants
+from ..conversations import participants, recipients_label
 from ..selectors import Cursor
 from .common import account_of, hx_redirect, mail_view
 
@@ -42,8 +42,9 @@ def _list_context(request: HttpRequest, folder: Folder) -> dict[str, object]:
     page = selectors.folder_page(folder, after=after, size=account.page_size, conversations=grouped)
     if page.conversations:
         own = selectors.own_addresses(account)
+        sent = folder.special_use == Folder.SpecialUse.SENT
         for row in page.conversations:
-            row.names = participants(row.senders, own)
+            row.names = recipients_label(row.message.to_text) if sent else participants(row.senders, own)
     return {
         "folder": folder,
         "page": page,
