@@ -127,14 +127,18 @@ def main(argv: list[str]) -> int:
     rng = random.Random(7)
     rounds = ROUNDS // 4 if quick else ROUNDS
     _time(client, [f"/f/{inbox.pk}/"] * 5)  # warm caches and connections
-    _report("list, first page (full)", _time(client, [f"/f/{inbox.pk}/"] * rounds))
-    _report("list, first page (partial)", _time(client, [f"/f/{inbox.pk}/list/"] * rounds))
     deep = [keys[rng.randrange(len(keys) - 1)] for _ in range(rounds)]
-    _report("list, random deep page", _time(client, [
-        f"/f/{inbox.pk}/list/?after={Cursor(received_at=r, uid=u).encode()}" for r, u, _ in deep]))
     last = keys[-60]
-    _report("list, last page", _time(client, [
-        f"/f/{inbox.pk}/list/?after={Cursor(received_at=last[0], uid=last[1]).encode()}"] * rounds))
+
+    def lists(mode: str) -> None:
+        _report(f"{mode}, first page (full)", _time(client, [f"/f/{inbox.pk}/"] * rounds))
+        _report(f"{mode}, first page (partial)", _time(client, [f"/f/{inbox.pk}/list/"] * rounds))
+        _report(f"{mode}, random deep page", _time(client, [
+            f"/f/{inbox.pk}/list/?after={Cursor(received_at=r, uid=u).encode()}" for r, u, _ in deep]))
+        _report(f"{mode}, last page", _time(client, [
+            f"/f/{inbox.pk}/list/?after={Cursor(received_at=last[0], uid=last[1]).encode()}"] * rounds))
+
+    lists("conversations")
     opened = [keys[rng.randrange(len(keys))][2] for _ in range(rounds)]
     _report("open message (page)", _time(client, [f"/m/{m}/?folder={inbox.pk}" for m in opened]))
     _report("open message (body frame)", _time(client, [f"/m/{m}/body/" for m in opened]))
@@ -142,6 +146,8 @@ def main(argv: list[str]) -> int:
     account.save(update_fields=["conversation_view"])  # type: ignore[attr-defined]
     try:
         _report("open message (no threads)", _time(client, [f"/m/{m}/?folder={inbox.pk}" for m in opened]))
+        _time(client, [f"/f/{inbox.pk}/"] * 5)
+        lists("messages")
     finally:
         account.conversation_view = True  # type: ignore[attr-defined]
         account.save(update_fields=["conversation_view"])  # type: ignore[attr-defined]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Collection, Sequence
 
 ME = "me"
@@ -38,3 +39,13 @@ def participants(senders: Sequence[tuple[str, str]], own: Collection[str]) -> li
     if len(labels) > MAX_NAMES:
         labels = [labels[0], "…", *labels[-(MAX_NAMES - 1):]]
     return labels
+
+
+def recipients_label(to_text: str) -> list[str]:
+    """Sent rows name whom it went to, as Gmail does: "To: Bob, Carol"."""
+    people = [(n, a) for n, a in email.utils.getaddresses([to_text]) if a or n]
+    if not people:
+        return ["To: (no recipient)"]
+    names = [(n or a) if len(people) == 1 else _short(n, a) for n, a in people[:MAX_NAMES]]
+    more = "…" if len(people) > MAX_NAMES else ""
+    return [f"To: {', '.join(names)}{more}"]

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Prefetch, Q
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from mailcore.models import Account, Alias, Folder, FolderEntry, Message
@@ -99,12 +99,8 @@ class Page:
     conversations: list[Conversation] | None = None
 
 
-def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversations: bool = False) -> Page:
-    """One page of a folder, newest first, with each entry's message (one query).
-
-    With ``conversations``, one row per thread: only the newest entry of each thread in the
-    folder is listed (a second query sums up the page's threads, see ``conversation_rows``).
-    """
+def _rows(folder: Folder, *, conversations: bool) -> QuerySet[FolderEntry]:
+    """The folder's list rows: every entry, or only the newest entry of each thread."""
     qs = FolderEntry.objects.filter(folder=folder)
     if conversations:
         # The newest entry of its thread in this folder: no entry of the same thread in the
@@ -117,13 +113,28 @@ def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversation
         ).filter(Q(received_at__gt=OuterRef("received_at"))
                  | Q(received_at=OuterRef("received_at"), uid__gt=OuterRef("uid")))
         qs = qs.filter(~Exists(newer))
+    return qs
+
+
+def _beyond(qs: QuerySet[FolderEntry], cursor: Cursor, *, older: bool) -> QuerySet[FolderEntry]:
+    # A row comparison, which PostgreSQL turns into a bound of the range scan on
+    # entry_folder_date; the equivalent OR of two conditions is filtered row by row.
+    sign = "<" if older else ">"
+    return qs.extra(  # noqa: S610 - constant SQL, values passed as parameters
+        where=[f"(mailcore_folderentry.received_at, mailcore_folderentry.uid) {sign} (%s, %s)"],
+        params=[cursor.received_at, cursor.uid],
+    )
+
+
+def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversations: bool = False) -> Page:
+    """One page of a folder, newest first, with each entry's message (one query).
+
+    With ``conversations``, one row per thread: only the newest entry of each thread in the
+    folder is listed (a second query sums up the page's threads, see ``conversation_rows``).
+    """
+    qs = _rows(folder, conversations=conversations)
     if after is not None:
-        # A row comparison, which PostgreSQL turns into a bound of the range scan on
-        # entry_folder_date; the equivalent OR of two conditions is filtered row by row.
-        qs = qs.extra(  # noqa: S610 - constant SQL, values passed as parameters
-            where=["(mailcore_folderentry.received_at, mailcore_folderentry.uid) < (%s, %s)"],
-            params=[after.received_at, after.uid],
-        )
+        qs = _beyond(qs, after, older=True)
     rows = list(
         qs.select_related("message")
         .defer("message__search_vector", "message__search_text", "message__bodystructure", "message__envelope")
@@ -180,6 +191,24 @@ def conversation_rows(folder: Folder, entries: list[FolderEntry]) -> list[Conver
         row.count, row.unread, row.flagged, row.attachments, row.has_draft = count, unread, flagged, attachments, draft
         row.senders = list(zip(names, addresses, strict=True))
     return rows
+
+
+def neighbours(folder: Folder, message: Message, *, conversations: bool) -> tuple[int | None, int | None]:
+    """The message ids of the rows just newer and just older than ``message``'s row in the
+    folder's list (its conversation's row when ``conversations``): three indexed lookups."""
+    standing = FolderEntry.objects.filter(folder=folder)
+    if conversations and message.thread_id is not None:
+        standing = standing.filter(message__thread_id=message.thread_id, message__account_id=folder.account_id)
+    else:
+        standing = standing.filter(message_id=message.pk)
+    row = standing.order_by("-received_at", "-uid").values_list("received_at", "uid").first()
+    if row is None:
+        return None, None
+    cursor = Cursor(received_at=row[0], uid=row[1])
+    rows = _rows(folder, conversations=conversations)
+    newer = _beyond(rows, cursor, older=False).order_by("received_at", "uid").values_list("message_id", flat=True).first()
+    older = _beyond(rows, cursor, older=True).order_by("-received_at", "-uid").values_list("message_id", flat=True).first()
+    return newer, older
 
 
 def message_for_user(account: Account, message_id: int) -> Message:

@@ -50,6 +50,8 @@
     dirty = true;
   });
   document.addEventListener("htmx:xhr:progress", function (ev) {
+    // Only the compose form's own request: the sidebar's live refreshes report progress too.
+    if (!ev.target || !ev.target.closest || !ev.target.closest("#compose")) return;
     const bar = document.getElementById("upload-progress");
     if (bar && ev.detail.lengthComputable) {
       bar.hidden = false;

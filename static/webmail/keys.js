@@ -94,8 +94,12 @@
 
   const KEYS = {
     "c": function () { return follow("a.compose"); },
-    "j": function () { return moveCursor(1) || moveInConversation(1); },
-    "k": function () { return moveCursor(-1) || moveInConversation(-1); },
+    // j/k: the next (older) or previous (newer) row of the list, or conversation when reading.
+    "j": function () { return moveCursor(1) || follow(".conversation a.older"); },
+    "k": function () { return moveCursor(-1) || follow(".conversation a.newer"); },
+    // n/p: the next or previous message within the conversation being read.
+    "n": function () { return moveInConversation(1); },
+    "p": function () { return moveInConversation(-1); },
     "o": function () { const r = cursorRow(); return !!r && follow("#list tbody tr.cursor .subject a"); },
     "Enter": function () { const r = cursorRow(); return !!r && follow("#list tbody tr.cursor .subject a"); },
     "u": function () { return follow(".conversation a.back"); },

@@ -14,7 +14,7 @@ from mailcore import store
 from mailcore.models import Account, Folder, FolderEntry, Message
 from tests.conftest import make_message
 from tests.webmail.conftest import folder_of
-from webmail.conversations import participants
+from webmail.conversations import participants, recipients_label
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +61,13 @@ def test_participants_name_people_once_oldest_first_with_me() -> None:
     many = [("Ann A", "a@x"), ("", "bea@x"), ("Cy C", "c@x"), ("Di D", "d@x"), ("Ed E", "e@x")]
     assert participants(many, own) == ["Ann", "…", "Di", "Ed"]
     assert participants([], own) == ["(unknown sender)"]
+
+
+def test_sent_rows_name_the_recipients() -> None:
+    assert recipients_label("Bob Stone <bob@b.test>") == ["To: Bob Stone"]
+    assert recipients_label("Bob Stone <bob@b.test>, carol@x.test") == ["To: Bob, carol"]
+    assert recipients_label("a@x, b@x, c@x, d@x") == ["To: a, b, c…"]
+    assert recipients_label("") == ["To: (no recipient)"]
 
 
 def test_a_thread_is_one_row_with_count_people_latest_preview_unread_star_and_attachment(
@@ -222,3 +229,62 @@ def test_drafts_stay_one_row_each(alice_client: Client, alice: Account) -> None:
                              flags=["\\Draft", "\\Seen"])
     response = alice_client.get(f"/f/{drafts.pk}/list/")
     assert response.context["page"].conversations is None and len(response.context["page"].entries) == 2
+
+
+def test_the_conversation_page_toolbar_acts_on_the_thread_in_its_folder(alice_client: Client, alice: Account) -> None:
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    talk = _thread(alice, inbox, "Talk", ["bob@b.test", "alice@a.test", "carol@example.org"],
+                   start=timezone.now() - timedelta(hours=1))
+    page = alice_client.get(f"/m/{talk[2].pk}/?folder={inbox.pk}").content.decode()
+    assert f'name="ids" value="t{talk[0].thread_id}"' in page
+    response = alice_client.post(f"/f/{inbox.pk}/act/", {"action": "star", "ids": f"t{talk[0].thread_id}",
+                                                         "message": str(talk[2].pk), "back": "message"})
+    assert response.status_code == 302 and response["Location"] == f"/m/{talk[2].pk}/?folder={inbox.pk}"
+    assert Message.objects.filter(pk__in=[talk[0].pk, talk[2].pk], flagged=True).count() == 2
+    assert ">Remove star</button>" in alice_client.get(response["Location"]).content.decode()
+    # Marking unread goes back to the list: showing the conversation would read it again.
+    response = alice_client.post(f"/f/{inbox.pk}/act/", {"action": "unread", "ids": f"t{talk[0].thread_id}",
+                                                         "message": str(talk[2].pk), "back": "message"})
+    assert response["Location"] == f"/f/{inbox.pk}/"
+    assert not Message.objects.filter(pk__in=[talk[0].pk, talk[2].pk], seen=True).exists()
+    alice_client.post(f"/f/{inbox.pk}/act/", {"action": "archive", "ids": f"t{talk[0].thread_id}",
+                                              "message": str(talk[2].pk), "back": "message"})
+    assert {FolderEntry.objects.get(message=m).folder.name for m in (talk[0], talk[2])} == {"Archive"}
+    assert FolderEntry.objects.get(message=talk[1]).folder.special_use == Folder.SpecialUse.SENT
+
+
+def test_with_conversation_view_off_the_toolbar_acts_on_the_message(alice_client: Client, alice: Account) -> None:
+    alice.conversation_view = False
+    alice.save()
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    talk = _thread(alice, inbox, "Talk", ["bob@b.test", "carol@example.org"], start=timezone.now())
+    page = alice_client.get(f"/m/{talk[1].pk}/?folder={inbox.pk}").content.decode()
+    assert f'name="ids" value="{talk[1].pk}"' in page
+
+
+def test_the_conversation_page_links_the_newer_and_older_rows_of_the_list(alice_client: Client, alice: Account) -> None:
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    start = timezone.now() - timedelta(hours=5)
+    first = _thread(alice, inbox, "First", ["bob@b.test"], start=start)
+    talk = _thread(alice, inbox, "Talk", ["bob@b.test", "carol@example.org", "dan@example.org"],
+                   start=start + timedelta(minutes=30))
+    last = _thread(alice, inbox, "Last", ["erin@example.org"], start=start + timedelta(hours=2))
+    # Opened from any message of the thread, the neighbours are those of the thread's row.
+    for message in talk:
+        page = alice_client.get(f"/m/{message.pk}/?folder={inbox.pk}").content.decode()
+        assert f'href="/m/{last[0].pk}/?folder={inbox.pk}" class="button newer"' in page
+        assert f'href="/m/{first[0].pk}/?folder={inbox.pk}" class="button older"' in page
+    page = alice_client.get(f"/m/{last[0].pk}/?folder={inbox.pk}").content.decode()
+    assert 'class="button newer"' not in page and f'href="/m/{talk[2].pk}/?folder={inbox.pk}" class="button older"' in page
+    alice.conversation_view = False
+    alice.save()
+    page = alice_client.get(f"/m/{talk[1].pk}/?folder={inbox.pk}").content.decode()
+    assert f'href="/m/{talk[2].pk}/?folder={inbox.pk}" class="button newer"' in page
+    assert f'href="/m/{talk[0].pk}/?folder={inbox.pk}" class="button older"' in page
+
+
+def test_sent_conversation_rows_say_to_whom(alice_client: Client, alice: Account) -> None:
+    alice_client.post("/compose/", {"to": "Dan Brown <dan@x.example>", "subject": "Hi", "body": "Hello"})
+    sent = folder_of(alice, Folder.SpecialUse.SENT)
+    rows, _ = _conversations(alice_client, sent)
+    assert [r.names for r in rows] == [["To: Dan Brown"]]

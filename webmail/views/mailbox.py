@@ -14,7 +14,7 @@ from mailcore import store
 from mailcore.models import Account, Folder
 
 from .. import selectors
-from ..conversations import participants
+from ..conversations import participants, recipients_label
 from ..selectors import Cursor
 from .common import account_of, hx_redirect, mail_view
 
@@ -43,8 +43,9 @@ def _list_context(request: HttpRequest, folder: Folder) -> dict[str, object]:
     page = selectors.folder_page(folder, after=after, size=account.page_size, conversations=grouped)
     if page.conversations:
         own = selectors.own_addresses(account)
+        sent = folder.special_use == Folder.SpecialUse.SENT
         for row in page.conversations:
-            row.names = participants(row.senders, own)
+            row.names = recipients_label(row.message.to_text) if sent else participants(row.senders, own)
     return {
         "folder": folder,
         "page": page,
@@ -174,8 +175,12 @@ def folder_action(request: HttpRequest, folder_id: int) -> HttpResponse:
         with transaction.atomic():
             note = action(account, folder, uids, target)
     back = request.POST.get("back", "")
-    if back == "message" and ids and request.POST.get("action") not in LEAVES_FOLDER:
-        return hx_redirect(request, reverse("message", args=[ids[0]]) + f"?folder={folder.pk}")
+    # From a conversation page: a star shows there again; marking unread goes back to the list
+    # (showing the message would mark it read again), as do the actions that move it away.
+    shown = request.POST.get("message", "")
+    shown_id = int(shown) if shown.isdigit() and len(shown) < 19 else (ids[0] if ids else None)
+    if back == "message" and shown_id and request.POST.get("action") not in LEAVES_FOLDER | {"unread"}:
+        return hx_redirect(request, reverse("message", args=[shown_id]) + f"?folder={folder.pk}")
     if getattr(request, "htmx", False) and back != "message":
         context = _list_context(request, folder)
         context["note"] = note

@@ -76,6 +76,10 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
         store.flags_store(account=account, folder=folder, uids=standings[folder.pk], mode="add", flags=["\\Seen"])
         message.seen = True
     images = request.GET.get("images") == "1"
+    newer = older = None
+    if folder is not None:
+        grouped = account.conversation_view and folder.special_use != Folder.SpecialUse.DRAFTS
+        newer, older = selectors.neighbours(folder, message, conversations=grouped)
     shown: list[Shown] = []
     for item in thread:
         item_folders = [e.folder for e in item.entries.all()]
@@ -97,6 +101,11 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
         "folder": folder,
         "images": images,
         "subject": message.subject or "(no subject)",
+        "newer": newer,
+        "older": older,
+        # With conversation view, the toolbar acts on the whole conversation in this folder.
+        "selection": f"t{message.thread_id}" if account.conversation_view and message.thread_id else str(message.pk),
+        "flagged": any(item.message.flagged for item in shown) if account.conversation_view else message.flagged,
     }
     return render(request, "webmail/message.html", context)
 

@@ -231,6 +231,19 @@ def test_every_family_of_the_corpus_delivered_over_smtp_is_inert(
         assert page.url.startswith(web_server), name
     # Our own cid: image of the related message did load, through our inline view.
     assert any("/inline/" in u for u in requests)
+    # With images allowed, plain <img> pictures load, and nothing else of any family does.
+    for name in families:
+        page.goto(inbox_url)
+        page.get_by_role("link", name=f"Hostile {name}").click()
+        page.get_by_role("link", name="Show images").or_(page.locator("h1")).first.wait_for()
+        page.goto(page.url + ("&" if "?" in page.url else "?") + "images=1")
+        expect(page.frame_locator("iframe.body").get_by_text(f"Marker {name}")).to_be_visible()
+        page.wait_for_timeout(400)
+        assert not [c for c in console if "PWNED" in c] and not dialogs, name
+    # comment.gif and noscript.gif are real <img> elements once parsed (their onerror handlers
+    # gone); srcset, <picture>, <input type=image>, background attributes, CSS, SVG and MathML
+    # images, and images inside <xmp>, <title> or CDATA never load.
+    assert set(hits) == {"/pixel.gif", "/proto.gif", "/comment.gif", "/noscript.gif"}, hits
 
 
 def test_hostile_html_runs_no_script_and_loads_nothing_remote(

@@ -134,3 +134,21 @@ def test_a_setting_turns_them_off(page: Any, web_server: str, people: dict[str, 
     page.wait_for_timeout(300)  # a shortcut, if any, navigates at once; nothing may happen here
     assert page.url.endswith(f"/f/{inbox.pk}/")
     expect(page.locator("dialog[open]")).to_have_count(0)
+
+
+def test_j_and_k_move_between_conversations_while_reading(page: Any, web_server: str,
+                                                          people: dict[str, Account]) -> None:
+    for subject in ("Oldest", "Middle", "Newest"):
+        _deliver("alice@a.test", subject=subject)
+    sign_in(page, web_server, "alice@a.test")
+    page.keyboard.press("j")
+    page.keyboard.press("o")
+    expect(page.get_by_role("heading", name="Newest")).to_be_visible()
+    page.keyboard.press("j")
+    expect(page.get_by_role("heading", name="Middle")).to_be_visible()
+    page.keyboard.press("j")
+    expect(page.get_by_role("heading", name="Oldest")).to_be_visible()
+    page.keyboard.press("k")
+    expect(page.get_by_role("heading", name="Middle")).to_be_visible()
+    page.keyboard.press("n")  # within the conversation: its only message takes focus
+    assert page.evaluate("document.activeElement.matches('section.msg')")
