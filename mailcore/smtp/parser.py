@@ -100,6 +100,11 @@ def is_relay_spelling(address: str) -> bool:
 
 def find_bare_line_ending(data: bytes) -> int:
     """Offset of the first CR not followed by LF or LF not preceded by CR, or -1."""
+    # Every CR and every LF belongs to a CRLF exactly when the three counts agree: three passes
+    # in C, many times faster than the regular expression, which is left to find the offset.
+    pairs = data.count(b"\r\n")
+    if data.count(b"\r") == pairs and data.count(b"\n") == pairs:
+        return -1
     match = _BARE_CR_OR_LF.search(data)
     return match.start() if match else -1
 

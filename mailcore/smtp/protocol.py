@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 CRLF = b"\r\n"
 BDAT_READ_CHUNK = 64 * 1024
+DATA_READ_CHUNK = 64 * 1024
 _BDAT_ARG = re.compile(r"^(\d{1,12})(?: +(LAST))? *$", re.IGNORECASE)
 
 
@@ -162,6 +163,7 @@ class MailSMTP(SMTP):
         self._proxy_peer: tuple[str, int] | None = None
         self._last_touch = 0.0
         self.storing = False  # a complete message is being stored; shutdown waits for its reply
+        self._data_too_big = False
         self._auth_methods = {}
 
     # --- session objects ------------------------------------------------------------------
@@ -563,51 +565,67 @@ class MailSMTP(SMTP):
             await self.push("501 5.5.4 Syntax: DATA")
             return
         await self.push(replies.DATA_GO_AHEAD)
-        lines: list[bytes] = []
-        size = 0
-        problem: str | None = None
-        continuing_long_line = False
-        while self.transport is not None:
-            try:
-                line = await self._reader.readuntil(CRLF)
-            except asyncio.LimitOverrunError as exc:
-                await self._reader.read(exc.consumed)
-                continuing_long_line = True
-                problem = problem or replies.LINE_TOO_LONG
-                lines.clear()
-                continue
-            except asyncio.IncompleteReadError:
-                self._close()
-                return
-            if continuing_long_line:
-                continuing_long_line = False
-                continue
-            if line == b".\r\n":
-                break
-            self._touch()
-            if problem is not None:
-                continue
-            size += len(line) - (1 if line.startswith(b".") else 0)
-            if size > self.limits.max_message_size:
-                problem = replies.MESSAGE_TOO_BIG.format(limit=self.limits.max_message_size)
-                lines.clear()
-            elif len(line) > self.limits.data_line_length:
-                problem = replies.LINE_TOO_LONG
-                lines.clear()
-            elif b"\r" in line[:-2] or b"\n" in line[:-2]:
-                # RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing the whole message means no
-                # reading of "\n.\n" or similar can smuggle a second message past us.
-                problem = replies.BARE_LINE_ENDING
-                lines.clear()
-            else:
-                lines.append(line[1:] if line.startswith(b".") else line)
-        if self.transport is None:
+        content = await self._read_data_content()
+        if content is None or self.transport is None:
             return
+        problem: str | None = None
+        # RFC 5321 §4.5.2: one transparency dot off every line that starts with one.
+        body = content.replace(b"\r\n.", b"\r\n")
+        if body.startswith(b"."):
+            body = body[1:]
+        if self._data_too_big or len(body) > self.limits.max_message_size:
+            problem = replies.MESSAGE_TOO_BIG.format(limit=self.limits.max_message_size)
+        elif content and max(map(len, content.split(CRLF))) + 2 > self.limits.data_line_length:
+            problem = replies.LINE_TOO_LONG
+        elif find_bare_line_ending(content) >= 0:
+            # RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing the whole message means no
+            # reading of "\n.\n" or similar can smuggle a second message past us.
+            problem = replies.BARE_LINE_ENDING
         if problem is not None:
             self._set_post_data_state()
             await self.push(problem)
             return
-        await self._message_complete(b"".join(lines))
+        await self._message_complete(body)
+
+    async def _read_data_content(self) -> bytes | None:
+        """The bytes after 354 up to the line holding a lone dot (each line with its CRLF, still
+        dot-stuffed), or None when the connection ended first.
+
+        Read in blocks rather than line by line (a line per await cost more than the rest of the
+        protocol); what the client pipelined after the dot goes back to the reader. Past the size
+        limit the content is dropped as it comes and only the end is looked for.
+        """
+        reader = self._reader
+        buffer = bytearray()
+        scanned = 0
+        self._data_too_big = False
+        while True:
+            if not self._data_too_big and buffer.startswith(b".\r\n"):
+                end, content_end = 0, 0  # an empty message
+            else:
+                end = buffer.find(b"\r\n.\r\n", max(0, scanned - 4))
+                content_end = end + 2
+            if end >= 0 and len(buffer) >= 3:
+                rest = bytes(buffer[content_end + 3 :])
+                if rest:
+                    reader._buffer[0:0] = rest  # type: ignore[attr-defined]  # the next pipelined command
+                return b"" if self._data_too_big else bytes(buffer[:content_end])
+            scanned = len(buffer)
+            # Dot-stuffing adds at most a byte a line: count those before deciding it is too big.
+            limit = self.limits.max_message_size + 4
+            if len(buffer) > limit and (self._data_too_big or len(buffer) - buffer.count(b"\r\n.") > limit):
+                self._data_too_big = True
+                del buffer[:-4]  # keep what may be the start of the end marker
+                scanned = len(buffer)
+            try:
+                chunk = await reader.read(DATA_READ_CHUNK)
+            except ConnectionError:
+                chunk = b""
+            if not chunk:
+                self._close()
+                return None
+            self._touch()
+            buffer += chunk
 
     async def smtp_BDAT(self, arg: str | None) -> None:
         match = _BDAT_ARG.match(arg or "")

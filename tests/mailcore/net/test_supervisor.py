@@ -7,6 +7,7 @@ import os
 import signal
 import smtplib
 import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -192,5 +193,24 @@ def test_one_process_keeps_the_single_process_behaviour(tmp_path: Path, transact
         assert mail.workers() == []
         with smtplib.SMTP("127.0.0.1", mail.ports["SMTP_PORT"], timeout=20) as client:
             assert client.noop()[0] == 250
+    finally:
+        assert mail.stop() == 0
+
+
+def test_workers_serve_implicit_tls_on_ipv6(tmp_path: Path, transactional_db: None) -> None:
+    mail = RunMail(tmp_path, "--only", "pop3", "--processes", "2", env={"MAIL_BIND": "::1"})
+    try:
+        workers = mail.wait_ready(2)
+        assert f"pop3s listening on [::1]:{mail.ports['POP3S_PORT']} (2 processes)" in mail.output()
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        served = set()
+        for _ in range(16):
+            raw = socket.create_connection(("::1", mail.ports["POP3S_PORT"]), timeout=20)
+            with ctx.wrap_socket(raw) as tls:
+                assert tls.recv(100).startswith(b"+OK")
+                served.add(serving_pid(tls, workers))
+        assert served == set(workers)
     finally:
         assert mail.stop() == 0
