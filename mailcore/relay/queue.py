@@ -118,6 +118,12 @@ def recipients_claim(*, now: datetime | None = None, limit: int = MAX_ROWS_PER_C
         if limit_reached:
             interrupted_fail(recipient_ids=limit_reached, now=now)
             due = [row for row in due if row[0] not in set(limit_reached)]
+        # The dead worker's claim is over: back to queued (still due), so that a row this claim
+        # leaves for later (its destination at its connection limit) is not counted again by
+        # the next one: one lease expiry, one interruption.
+        OutboundRecipient.objects.filter(id__in=[row[0] for row in due if row[0] in interrupted]).update(
+            status=Status.QUEUED, claim="", lease_until=None
+        )
     # Per domain: the untroubled rows in shared batches, then one batch per message already interrupted.
     shared: dict[str, list[int]] = defaultdict(list)
     isolated: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))

@@ -141,3 +141,26 @@ def test_deferrals_do_not_count_as_interruptions(alice: Account, sink: SmtpSink,
         worker.batch_deliver(recipient_ids=b.recipient_ids, claim=b.claim)
     row = OutboundRecipient.objects.get()
     assert (row.status, row.interruptions, row.attempts) == (Status.QUEUED, 0, 1)
+
+
+def test_an_interrupted_recipient_waiting_for_a_busy_destination_is_not_counted_again_each_claim(
+        alice: Account, sink: SmtpSink, settings: pytest.FixtureRequest) -> None:
+    # One lease expiry is one interruption. A dispatch tick that finds the destination at its
+    # connection limit leaves the row for later; it must not count it again, or a busy
+    # destination turns one crash into a permanent 554 failure without a single retry.
+    settings.RELAY_MAX_INTERRUPTIONS = 3  # type: ignore[attr-defined]
+    settings.RELAY_CONCURRENCY_PER_DESTINATION = 1  # type: ignore[attr-defined]
+    submit("interrupted once", CAROL)
+    now = timezone.now()
+    [dead] = recipients_claim(now=now)  # its worker dies before recording anything
+    now = lease_later(now)
+    submit("keeps the destination busy", DAVE)
+    OutboundRecipient.objects.filter(address=DAVE).update(next_attempt_at=now - timedelta(seconds=1))
+    batches = recipients_claim(now=now)  # one connection allowed: one of the two gets it
+    assert len(batches) == 1
+    for tick in range(1, 6):
+        assert recipients_claim(now=now + timedelta(seconds=tick)) == []  # the live batch holds the slot
+    carol = OutboundRecipient.objects.get(address=CAROL)
+    assert carol.status != Status.FAILED
+    assert carol.interruptions == 1
+    assert dead.recipient_ids == [carol.pk]
