@@ -187,10 +187,15 @@ def claim_take(*, recipient_ids: Sequence[int], claim: str) -> str | None:
 
     Makes every claim good for one execution: a second run of the same task (redelivered by the
     broker after its worker died, or after a visibility timeout) finds nothing to send.
+
+    The lease starts again here: a task that waited in the broker longer than the lease would
+    otherwise send under an expired one, and the next claim would hand the same recipients to
+    a second worker before the first renewal (a third of a lease later): sent twice.
     """
     token = uuid.uuid4().hex
+    lease_until = timezone.now() + timedelta(seconds=settings.RELAY_LEASE_SECONDS)
     taken = OutboundRecipient.objects.filter(id__in=list(recipient_ids), claim=claim, status=Status.SENDING).update(
-        claim=token
+        claim=token, lease_until=lease_until
     )
     return token if taken else None
 

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import datetime, timedelta
 
 import pytest
 from django.conf import settings as django_settings
+from django.db import connection
 from django.utils import timezone
 
 from mailcore.models import Account, OutboundRecipient
@@ -164,3 +166,32 @@ def test_an_interrupted_recipient_waiting_for_a_busy_destination_is_not_counted_
     assert carol.status != Status.FAILED
     assert carol.interruptions == 1
     assert dead.recipient_ids == [carol.pk]
+
+
+def test_a_batch_started_after_its_lease_ran_out_is_not_claimed_again_while_it_sends(
+        alice: Account, sink: SmtpSink) -> None:
+    # The task waited in the broker (a backlog, a worker restart) longer than the lease. The
+    # worker that finally runs it takes the claim and sends; until it records the outcome, no
+    # other claim may hand the same recipients to a second worker: that would send twice.
+    sink.behaviour.hold_rcpt.add(CAROL)
+    sink.behaviour.hold_seconds = 3
+    submit("late start", CAROL)
+    [batch] = recipients_claim()
+    OutboundRecipient.objects.update(lease_until=timezone.now() - timedelta(seconds=1))
+
+    def late_worker() -> None:
+        try:
+            worker.batch_deliver(recipient_ids=batch.recipient_ids, claim=batch.claim)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=late_worker)
+    thread.start()
+    try:
+        deadline = time.monotonic() + WAIT_LIMIT
+        while sink.holding == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sink.holding == 1, "the late worker never reached the remote server"
+        assert recipients_claim() == []  # it is being sent right now
+    finally:
+        thread.join(WAIT_LIMIT)
