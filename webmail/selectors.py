@@ -236,8 +236,14 @@ def thread_for_user(account: Account, message: Message, *, whole: bool = True) -
 
 
 def own_addresses(account: Account) -> set[str]:
-    """The account's address and the aliases that deliver to it, lower case (one query)."""
-    aliases = Alias.objects.filter(destinations__contains=[account.address]).values_list("address", flat=True)
+    """The account's address and the aliases of its own tenant that deliver to it, lower case
+    (one query). Another tenant may point any alias of its domains at this address: that makes
+    its mail arrive here, not its address the account's own (shown as "me", replied past)."""
+    if account.tenant_id is None:
+        return {account.address.lower()}
+    aliases = Alias.objects.filter(
+        destinations__contains=[account.address], domain__tenant_id=int(account.tenant_id)
+    ).values_list("address", flat=True)
     return {account.address.lower(), *(a.lower() for a in aliases)}
 
 

@@ -107,21 +107,33 @@ def recipients_claim(*, now: datetime | None = None, limit: int = MAX_ROWS_PER_C
         OutboundRecipient.objects.select_for_update(skip_locked=True)
         .filter(Q(status=Status.QUEUED, next_attempt_at__lte=now) | Q(status=Status.SENDING, lease_until__lt=now))
         .order_by("next_attempt_at", "id")
-        .values_list("id", "domain", "message_id", "status", "interruptions")[:limit]
+        .values_list("id", "domain", "message_id", "status", "interruptions", "claim")[:limit]
     )
     if not due:
         return []
-    interrupted = {row[0]: row[4] + 1 for row in due if row[3] == Status.SENDING}
+    # Only a claim a worker took (claim_take) and then never answered for is an interruption.
+    # A claim whose task never started (it waited in the broker past the lease: a backlog, the
+    # workers down) says nothing about the message; counting it would fail good mail after a
+    # few leases of backlog.
+    expired = [row[0] for row in due if row[3] == Status.SENDING]
+    interrupted = {row[0]: row[4] + 1 for row in due if row[3] == Status.SENDING and is_taken(row[5])}
+    limit_reached: set[int] = set()
     if interrupted:
         OutboundRecipient.objects.filter(id__in=list(interrupted)).update(interruptions=F("interruptions") + 1)
-        limit_reached = [pk for pk, count in interrupted.items() if count >= settings.RELAY_MAX_INTERRUPTIONS]
+        limit_reached = {pk for pk, count in interrupted.items() if count >= settings.RELAY_MAX_INTERRUPTIONS}
         if limit_reached:
-            interrupted_fail(recipient_ids=limit_reached, now=now)
-            due = [row for row in due if row[0] not in set(limit_reached)]
+            interrupted_fail(recipient_ids=sorted(limit_reached), now=now)
+            due = [row for row in due if row[0] not in limit_reached]
+    # The expired claims are over: back to queued (still due), so that a row this claim leaves
+    # for later (its destination at its connection limit) is not counted again by the next one
+    # (one lease expiry, one interruption), and a late task of the old claim finds nothing.
+    OutboundRecipient.objects.filter(id__in=[pk for pk in expired if pk not in limit_reached]).update(
+        status=Status.QUEUED, claim="", lease_until=None
+    )
     # Per domain: the untroubled rows in shared batches, then one batch per message already interrupted.
     shared: dict[str, list[int]] = defaultdict(list)
     isolated: dict[str, dict[int, list[int]]] = defaultdict(lambda: defaultdict(list))
-    for recipient_id, domain, message_id, _status, interruptions in due:
+    for recipient_id, domain, message_id, _status, interruptions, _claim in due:
         if interruptions or recipient_id in interrupted:
             isolated[domain][message_id].append(recipient_id)
         else:
@@ -176,15 +188,28 @@ def interrupted_fail(*, recipient_ids: Sequence[int], now: datetime) -> int:
     return len(rows)
 
 
+TAKEN_PREFIX = "w"  # never a hex digit: a claim that starts with it was taken by a worker
+
+
+def is_taken(claim: str) -> bool:
+    """Whether a worker started on this claim (:func:`claim_take`), rather than only the dispatch."""
+    return claim.startswith(TAKEN_PREFIX)
+
+
 def claim_take(*, recipient_ids: Sequence[int], claim: str) -> str | None:
     """Start working on a batch: exchange its token for a fresh one; None if it is no longer ours.
 
     Makes every claim good for one execution: a second run of the same task (redelivered by the
     broker after its worker died, or after a visibility timeout) finds nothing to send.
+
+    The lease starts again here: a task that waited in the broker longer than the lease would
+    otherwise send under an expired one, and the next claim would hand the same recipients to
+    a second worker before the first renewal (a third of a lease later): sent twice.
     """
-    token = uuid.uuid4().hex
+    token = TAKEN_PREFIX + uuid.uuid4().hex[len(TAKEN_PREFIX):]
+    lease_until = timezone.now() + timedelta(seconds=settings.RELAY_LEASE_SECONDS)
     taken = OutboundRecipient.objects.filter(id__in=list(recipient_ids), claim=claim, status=Status.SENDING).update(
-        claim=token
+        claim=token, lease_until=lease_until
     )
     return token if taken else None
 

@@ -288,3 +288,19 @@ def test_sent_conversation_rows_say_to_whom(alice_client: Client, alice: Account
     sent = folder_of(alice, Folder.SpecialUse.SENT)
     rows, _ = _conversations(alice_client, sent)
     assert [r.names for r in rows] == [["To: Dan Brown"]]
+
+
+def test_an_alias_of_another_tenant_pointing_at_alice_is_not_me(
+    alice_client: Client, alice: Account, bob: Account
+) -> None:
+    # Bob's tenant runs b.test and may point any of its aliases at alice@a.test. That must not
+    # make messages from that alias show as alice's own ("me"), nor turn a reply to it around
+    # to the original's other recipients.
+    store.alias_create(address="ceo@b.test", destinations=[alice.address])
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    raw = make_message(subject="Wire the money", sender="ceo@b.test", to="alice@a.test, victim@example.org")
+    appended = store.message_append(account=alice, folder=inbox, raw=raw)
+    rows, _ = _conversations(alice_client, inbox)
+    assert [r.names for r in rows] == [["Carol"]]
+    reply = alice_client.get(f"/compose/?reply={appended.message_id}")
+    assert reply.context["form"].initial["to"] == "Carol <ceo@b.test>"
