@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.db import connection
+from playwright.sync_api import expect
 
 from mailcore import store
 from mailcore.models import Account
@@ -46,6 +47,11 @@ def browser_type_launch_args() -> dict[str, Any]:
         "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"],
     }
+
+
+# Shared CI machines can be loaded several times over: expectations wait up to 15 s (Playwright's
+# default is 5 s) before they fail. The assertions are unchanged; only the patience grows.
+expect.set_options(timeout=15_000)
 
 
 @pytest.fixture(autouse=True)
