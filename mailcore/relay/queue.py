@@ -6,16 +6,18 @@ worker records each outcome under that token, so a worker whose lease ran out an
 were claimed again cannot overwrite the newer claim. Transitions (``TRANSITIONS``):
 
     queued  → sending (claim) | cancelled (admin)
-    sending → delivered | failed | queued (deferred, with next_attempt_at) | sending (lease expired, claimed again)
+    sending → delivered | failed | queued (deferred, with next_attempt_at; or lease expired, still due)
 
-A lease that expired means the worker vanished mid-batch (killed, crashed, lost its database).
-Each such re-claim counts an interruption on the row; a row already interrupted is then sent in
-a batch of its own message only, so one message that crashes the worker every time cannot take
-the rest of its batch down with it, and after ``RELAY_MAX_INTERRUPTIONS`` it fails with
-``554 5.3.0`` and a DSN instead of looping forever. A worker starts a batch by exchanging the
-claim token for a fresh one (:func:`claim_take`): a task delivered twice (Celery redelivers the
-task of a worker that died) finds nothing under the old token and sends nothing, so a crashing
-batch always comes back through a lease expiry, and is counted.
+A worker starts a batch by exchanging the claim token for a fresh one that marks it taken
+(:func:`claim_take`), which also starts the lease again: a task delivered twice (Celery
+redelivers the task of a worker that died) finds nothing under the old token and sends nothing.
+A taken claim whose lease expired means the worker vanished mid-batch (killed, crashed, lost its
+database): the next claim counts an interruption on each such row (once per lease expiry); a
+row already interrupted is then sent in a batch of its own message only, so one message that
+crashes the worker every time cannot take the rest of its batch down with it, and after
+``RELAY_MAX_INTERRUPTIONS`` it fails with ``554 5.3.0`` and a DSN instead of looping forever.
+A claim whose task never started (a broker backlog) is not an interruption. Every expired
+claim goes back to queued, still due.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from mailcore.addresses import AddressError, normalize_address
@@ -129,6 +129,27 @@ _deliver = message_deliver.__wrapped__  # type: ignore[attr-defined]
 _enqueue = outbound_enqueue.__wrapped__  # type: ignore[attr-defined]
 
 
+def _lock_accounts_for_reports(*, local: Sequence[Resolution], mail_from: str, dsn: EnvelopeDsn) -> None:
+    """Lock every local account this transaction will write, in id order, before any of them.
+
+    Delivery locks the recipients' accounts (quota), and a "delivered" report then locks the
+    sender's when the sender is local: alice → bob and bob → alice at once, both asking for
+    NOTIFY=SUCCESS, would each hold one row and wait for the other (a deadlock: one of them
+    refused with 451). Taking them all in id order first, as the store does for several
+    recipients, makes the second transaction wait at its first lock instead.
+    """
+    if not mail_from or not any(
+        "SUCCESS" in notify_keywords(dsn.of(r.address).notify) for r in local if r.account_ids
+    ):
+        return
+    sender = recipient_resolve(mail_from)
+    if sender.kind is not RecipientKind.LOCAL or not sender.account_ids:
+        return
+    ids = sorted({a for r in local for a in r.account_ids} | set(sender.account_ids))
+    with connection.cursor() as cur:
+        cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+
+
 def message_accept(
     *,
     local_raw: bytes,
@@ -153,6 +174,7 @@ def message_accept(
     dsn = dsn or EnvelopeDsn()
     stored = Stored()
     with transaction.atomic():
+        _lock_accounts_for_reports(local=local, mail_from=mail_from, dsn=dsn)
         forward_of: dict[str, str] = {}
         delivered: list[str] = []
         if local:

@@ -320,3 +320,55 @@ def test_dsn_parameters_travel_with_a_bdat_message(mx, alice) -> None:
     assert (message.dsn_ret, message.dsn_envid) == ("HDRS", "bdat+2B1")
     row = message.recipients.get()
     assert (row.address, row.notify, row.orcpt) == (CAROL, "DELAY", "rfc822;Team@A.test")
+
+
+def test_crossing_submissions_with_success_reports_do_not_deadlock(alice, bob) -> None:
+    # alice → bob and bob → alice at the same time, both NOTIFY=SUCCESS: each transaction
+    # locks its recipient's account (delivery) and then its sender's (the "delivered" report).
+    # A third session holds alice's row so that both are queued on it, bob → alice first;
+    # when it lets go, the two must not wait for each other.
+    import threading
+
+    from django.db import connection, transaction
+
+    from mailcore.smtp import policy
+    from mailcore.smtp.dsn import RcptDsn
+    from mailcore.store import recipient_resolve
+
+    errors: list[BaseException] = []
+
+    def send(sender: str, recipient: str) -> None:
+        raw = make_message(subject=f"from {sender}", sender=sender, to=recipient)
+        try:
+            policy.message_accept(
+                local_raw=raw, relay_raw=raw, mail_from=sender, local=[recipient_resolve(recipient)], remote=[],
+                account=Account.objects.get(address=sender),
+                dsn=policy.EnvelopeDsn(recipients={recipient: RcptDsn(notify="SUCCESS")}),
+            )
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def waiting() -> int:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_stat_clear_snapshot()")  # a transaction keeps its first view otherwise
+            cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'")
+            return int(cur.fetchone()[0])
+
+    threads = [threading.Thread(target=send, args=("bob@b.test", "alice@a.test")),
+               threading.Thread(target=send, args=("alice@a.test", "bob@b.test"))]
+    with transaction.atomic():
+        with connection.cursor() as cur:
+            cur.execute("SELECT id FROM mailcore_account WHERE id = %s FOR UPDATE", [alice.pk])
+        for number, thread in enumerate(threads, start=1):
+            thread.start()
+            deadline = timezone.now() + timedelta(seconds=20)
+            while waiting() < number and timezone.now() < deadline:
+                pass
+            assert waiting() == number, errors
+    for thread in threads:
+        thread.join(30)
+    assert errors == []
+    assert len(reports(alice, "Successful Mail Delivery")) == len(reports(bob, "Successful Mail Delivery")) == 1
