@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def smtp_greeting(port: int) -> tuple[socket.socket, bytes]:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+    sock = socket.create_connection(("127.0.0.1", port), timeout=60)
     return sock, sock.makefile("rb").readline()
 
 
@@ -158,11 +158,11 @@ def test_imap_idle_sees_a_change_made_through_the_other_worker(tmp_path: Path, t
     try:
         workers = mail.wait_ready(2)
         port = mail.ports["IMAP_PORT"]
-        idler = imaplib.IMAP4("127.0.0.1", port, timeout=20)
+        idler = imaplib.IMAP4("127.0.0.1", port, timeout=60)
         idler_pid = serving_pid(idler.sock, workers)
         writer = None
         for _ in range(40):  # until a connection lands on the other worker
-            candidate = imaplib.IMAP4("127.0.0.1", port, timeout=20)
+            candidate = imaplib.IMAP4("127.0.0.1", port, timeout=60)
             if serving_pid(candidate.sock, workers) != idler_pid:
                 writer = candidate
                 break
@@ -191,7 +191,7 @@ def test_one_process_keeps_the_single_process_behaviour(tmp_path: Path, transact
     try:
         assert wait_for(lambda: "mail role ready as" in mail.output()), mail.output()
         assert mail.workers() == []
-        with smtplib.SMTP("127.0.0.1", mail.ports["SMTP_PORT"], timeout=20) as client:
+        with smtplib.SMTP("127.0.0.1", mail.ports["SMTP_PORT"], timeout=60) as client:
             assert client.noop()[0] == 250
     finally:
         assert mail.stop() == 0
@@ -207,7 +207,7 @@ def test_workers_serve_implicit_tls_on_ipv6(tmp_path: Path, transactional_db: No
         ctx.verify_mode = ssl.CERT_NONE
         served = set()
         for _ in range(16):
-            raw = socket.create_connection(("::1", mail.ports["POP3S_PORT"]), timeout=20)
+            raw = socket.create_connection(("::1", mail.ports["POP3S_PORT"]), timeout=60)
             with ctx.wrap_socket(raw) as tls:
                 assert tls.recv(100).startswith(b"+OK")
                 served.add(serving_pid(tls, workers))
