@@ -110,6 +110,14 @@ class RunMail:
         assert pids, self.output()[-3000:]
         return list(pids)
 
+    def exit_code(self, limit: float = 300.0) -> int:
+        """Wait for ``runmail`` to end by itself; stopped (and the test failed) if it does not."""
+        try:
+            return self.proc.wait(limit)
+        finally:
+            if self.proc.poll() is None:
+                self.stop()
+
     def workers(self) -> list[int]:
         return children(self.proc.pid)
 
