@@ -75,13 +75,14 @@ def cancel(modeladmin: admin.ModelAdmin[OutboundRecipient], request: HttpRequest
 
 
 class OutboundRecipientAdmin(OperatorOnly, admin.ModelAdmin):
-    list_display = ["address", "status", "attempts", "next_attempt_at", "last_attempt_at", "short_reply", "message_id"]
+    list_display = ["address", "status", "attempts", "interruptions", "next_attempt_at", "last_attempt_at", "short_reply",
+                    "message_id"]
     list_filter = ["status", "domain"]
     search_fields = ["address", "domain", "message__mail_from"]
     ordering = ["next_attempt_at"]
     actions = [retry_now, cancel]
     readonly_fields = [
-        "message", "address", "domain", "status", "attempts", "next_attempt_at", "lease_until", "claim",
+        "message", "address", "domain", "status", "attempts", "interruptions", "next_attempt_at", "lease_until", "claim",
         "last_attempt_at", "last_reply", "notify", "orcpt", "delay_warned", "created_at",
     ]
 

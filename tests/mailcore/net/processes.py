@@ -24,7 +24,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(predicate: Callable[[], Any], limit: float = 30.0, tick: float = 0.1) -> Any:
+def wait_for(predicate: Callable[[], Any], limit: float = 120.0, tick: float = 0.1) -> Any:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         value = predicate()
@@ -103,12 +103,20 @@ class RunMail:
     def ready_count(self) -> int:
         return self.output().count(" ready (pid ")
 
-    def wait_ready(self, workers: int, limit: float = 60.0) -> list[int]:
+    def wait_ready(self, workers: int, limit: float = 180.0) -> list[int]:
         ok = wait_for(lambda: self.ready_count() >= workers or self.proc.poll() is not None, limit)
         assert ok and self.proc.poll() is None, self.output()[-3000:]
         pids = wait_for(lambda: len(children(self.proc.pid)) == workers and children(self.proc.pid), 10)
         assert pids, self.output()[-3000:]
         return list(pids)
+
+    def exit_code(self, limit: float = 300.0) -> int:
+        """Wait for ``runmail`` to end by itself; stopped (and the test failed) if it does not."""
+        try:
+            return self.proc.wait(limit)
+        finally:
+            if self.proc.poll() is None:
+                self.stop()
 
     def workers(self) -> list[int]:
         return children(self.proc.pid)

@@ -29,30 +29,6 @@ from .conftest import RunningPop3
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 GETMAIL = shutil.which("getmail")
-
-# getmail forks a child per delivered message and waits for SIGCHLD on a Condition; when the
-# child exits before the parent starts waiting (a loaded machine), the notification is lost and
-# getmail fails with "waiting child pid N timed out" after its socket timeout. getmail runs
-# unchanged but for that latch, which remembers a notification that came before the wait.
-_GETMAIL_LATCHED = """
-import runpy, sys, threading
-import getmailcore.baseclasses as base
-
-class Latch(threading.Condition):
-    fired = False
-
-    def notify_all(self):
-        self.fired = True
-        super().notify_all()
-
-    def wait(self, timeout=None):
-        return True if self.fired else super().wait(timeout)
-
-base.Condition = Latch
-sys.argv[0] = sys.argv[1]
-del sys.argv[1]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 COUNT = 200
 
 
@@ -72,6 +48,7 @@ def message_number(i: int) -> bytes:
 def test_getmail_downloads_and_deletes_every_message_unchanged(
     pop3_start: Callable[..., RunningPop3], alice: Account, tmp_path: Path, transport: str
 ) -> None:
+    assert GETMAIL is not None
     pop3 = pop3_start(allow_plaintext_on_loopback=True, leave_on_server=False)
     delivered = {}
     for i in range(COUNT):
@@ -99,32 +76,42 @@ def test_getmail_downloads_and_deletes_every_message_unchanged(
     rc = tmp_path / "getmailrc"
     rc.write_text(
         "[retriever]\n" + retriever
-        + f"server = 127.0.0.1\nusername = alice@a.test\npassword = {PASSWORD}\ntimeout = 60\n"
+        + f"server = 127.0.0.1\nusername = alice@a.test\npassword = {PASSWORD}\ntimeout = 20\n"
         "[destination]\ntype = Maildir\n"
         f"path = {maildir}/\n" + ("user = nobody\n" if as_root else "")
         + "[options]\nread_all = true\ndelete = true\ndelivered_to = false\nreceived = false\nverbose = 1\n"
         "message_log_syslog = false\n"
     )
     env = {"HOME": str(tmp_path), "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C.UTF-8"}
+    runs = 0
     try:
-        python = Path(GETMAIL).read_text().splitlines()[0].removeprefix("#!").split()[0]  # getmail's own
-        result = subprocess.run([python, "-c", _GETMAIL_LATCHED, GETMAIL, "--getmaildir", str(tmp_path), "--rcfile", str(rc)],
-                                capture_output=True, env=env, timeout=300, check=False)
-        log = (result.stdout + result.stderr).decode("utf-8", "replace")
-        assert result.returncode == 0, log[-4000:]
-        files = {path.name: path.read_bytes() for path in (maildir / "new").iterdir()}
+        while True:
+            runs += 1
+            result = subprocess.run([GETMAIL, "--getmaildir", str(tmp_path), "--rcfile", str(rc)],
+                                    capture_output=True, env=env, timeout=600, check=False)
+            log = (result.stdout + result.stderr).decode("utf-8", "replace")
+            if result.returncode == 0:
+                break
+            # getmail6 forks a delivery child per message and installs its SIGCHLD handler only
+            # after the fork: a child that exits first is never noticed ("waiting child pid N
+            # timed out"), which happens on a loaded machine. That message (delivered, but not
+            # deleted on the server) comes again on the next run; any other failure is ours.
+            assert "timed out" in log and "waiting child pid" in log, log[-4000:]
+            assert runs < 5, log[-4000:]
+        files = [path.read_bytes() for path in (maildir / "new").iterdir()]
     finally:
         if as_root:
             shutil.rmtree(home, ignore_errors=True)
-
-    assert len(files) == COUNT, log[-4000:]
-    received = {}
-    for data in files.values():
+    if runs == 1:
+        assert len(files) == COUNT, log[-4000:]
+    received: dict[str, bytes] = {}
+    for data in files:
         first, _, rest = data.partition(b"\n")
         assert first.startswith(b"Return-Path: "), data[:200]
         match = re.search(rb"^Message-ID: <([^>]+)>$", rest, re.MULTILINE)
         assert match, data[:300]
-        received[match.group(1).decode()] = rest
+        key = match.group(1).decode()
+        assert received.setdefault(key, rest) == rest, key  # a copy fetched again is the same
     assert received.keys() == delivered.keys()
     for key, raw in delivered.items():
         assert received[key] == raw.replace(b"\r\n", b"\n"), key
