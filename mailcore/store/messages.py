@@ -26,6 +26,7 @@ from .copies import (
     store_copies,
 )
 from .errors import MessageTooLarge, QuotaExceeded, StoreError
+from .sql import fetch_all
 
 FlagMode = Literal["set", "add", "remove"]
 _FLAG_NAMES = ("seen", "answered", "flagged", "deleted", "draft")
@@ -322,6 +323,48 @@ def label_add(*, account: Account, message_ids: Sequence[int], folder: Folder) -
     return [first_uid + i for i in range(len(messages))]
 
 
+# One statement for the whole expunge, run under the account and folder locks: remove the
+# entries, bump the folder's MODSEQ and counters, log the expunges, delete the messages left
+# standing nowhere, give their size back to the quota and drop their blob references. All the
+# CTEs read one snapshot, taken after the locks, so the orphan test leaves out the entries this
+# statement removes (``gone``); under the account lock no other standing can come or go.
+_EXPUNGE_SQL = """
+WITH gone AS (
+    DELETE FROM mailcore_folderentry e USING mailcore_message m
+    WHERE e.folder_id = %s AND m.id = e.message_id
+      AND (%s::boolean OR e.uid = ANY(%s::bigint[])) AND (NOT %s::boolean OR m.deleted)
+    RETURNING e.id, e.uid, e.message_id, m.size, m.seen
+), totals AS (
+    SELECT count(*) AS n, count(*) FILTER (WHERE NOT seen) AS unseen, COALESCE(sum(size), 0) AS size FROM gone
+), fold AS (
+    UPDATE mailcore_folder f
+    SET highest_modseq = f.highest_modseq + 1, total_count = f.total_count - t.n,
+        unseen_count = f.unseen_count - t.unseen, total_size = f.total_size - t.size
+    FROM totals t WHERE f.id = %s AND t.n > 0
+    RETURNING f.highest_modseq
+), log AS (
+    INSERT INTO mailcore_folderchange (folder_id, modseq, uid, kind)
+    SELECT %s, fold.highest_modseq, gone.uid, 'expunge' FROM gone CROSS JOIN fold
+), orphans AS (
+    DELETE FROM mailcore_message m
+    WHERE m.account_id = %s AND m.id IN (SELECT message_id FROM gone)
+      AND NOT EXISTS (SELECT 1 FROM mailcore_folderentry o
+                      WHERE o.message_id = m.id AND o.id NOT IN (SELECT id FROM gone))
+    RETURNING m.size, m.blob_id
+), quota AS (
+    UPDATE mailcore_account a SET used_bytes = GREATEST(a.used_bytes - q.size, 0)
+    FROM (SELECT sum(size) AS size FROM orphans) q WHERE a.id = %s AND q.size IS NOT NULL
+), blobs AS (
+    UPDATE mailcore_blob b SET refcount = b.refcount - d.n
+    FROM (SELECT blob_id, count(*) AS n FROM orphans GROUP BY blob_id) d WHERE b.id = d.blob_id
+    RETURNING b.id, b.refcount
+)
+SELECT gone.uid, fold.highest_modseq, NULL::bigint FROM gone CROSS JOIN fold
+UNION ALL
+SELECT NULL, NULL, blobs.id FROM blobs WHERE blobs.refcount <= 0
+"""
+
+
 @transaction.atomic
 def folder_expunge(
     *, account: Account, folder: Folder, uids: Sequence[int] | None = None, only_deleted: bool = True
@@ -336,16 +379,19 @@ def folder_expunge(
     # UIDs), since releasing messages here updates the account's quota after the folder lock.
     _lock_account(account.pk)
     _lock_folders([folder.pk])
-    qs = _lean_entries(folder, uids)
-    if only_deleted:
-        qs = qs.filter(message__deleted=True)
-    entries = list(qs)
-    if not entries:
+    rows = fetch_all(_EXPUNGE_SQL, [folder.pk, uids is None, list(uids or ()), only_deleted, folder.pk, folder.pk,
+                                    account.pk, account.pk])
+    gone = sorted(int(uid) for uid, _, _ in rows if uid is not None)
+    if not gone:
         return []
-    size = sum(e.message.size for e in entries)
-    unseen = sum(1 for e in entries if not e.message.seen)
-    _remove_entries(account=account, folder=folder, entries=entries, size=size, unseen=unseen, release=True)
-    return [e.uid for e in entries]
+    modseq = next(int(m) for _, m, _ in rows if m is not None)
+    freed = [int(b) for _, _, b in rows if b is not None]
+    if freed:
+        # A blob still referenced by an outbound queue row is protected by its FK count too.
+        with connection.cursor() as cur:
+            cur.execute("DELETE FROM mailcore_blob WHERE id = ANY(%s) AND refcount <= 0", [freed])
+    publish_on_commit(account.pk, mail_changed(account.pk, folder.pk, "expunge", modseq))
+    return gone
 
 
 def _remove_entries(

@@ -161,3 +161,44 @@ def test_full_text_search_finds_subject_and_body(alice):
         cur.execute("SELECT subject FROM mailcore_message WHERE account_id = %s AND search_vector @@ plainto_tsquery('simple', %s)",
                     [alice.pk, "budget"])
         assert [r[0] for r in cur.fetchall()] == ["Quarterly figures"]
+
+
+def _statements(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+
+
+def test_expunge_is_a_handful_of_statements_and_keeps_labelled_messages(alice):
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(3):
+        deliver(alice, subject=f"m{n}")
+    inbox, archive = folder(alice), folder(alice, "Archive")
+    labelled = FolderEntry.objects.get(folder=inbox, uid=2).message
+    store.label_add(account=alice, message_ids=[labelled.pk], folder=archive)
+    store.flags_store(account=alice, folder=inbox, uids=[1, 2], mode="add", flags=["\\Deleted"])
+    alice.refresh_from_db()
+    used = alice.used_bytes
+    alone = FolderEntry.objects.get(folder=inbox, uid=1).message
+    inbox.refresh_from_db()
+    with CaptureQueriesContext(connection) as captured:
+        assert store.folder_expunge(account=alice, folder=inbox) == [1, 2]
+    # account lock, folder lock, one statement for the rest, the freed blob's delete
+    assert len(_statements(captured)) == 4, _statements(captured)
+    assert not Message.objects.filter(pk=alone.pk).exists()
+    assert Message.objects.filter(pk=labelled.pk).exists()
+    alice.refresh_from_db()
+    assert alice.used_bytes == used - alone.size
+    from mailcore.models import Blob
+
+    assert not Blob.objects.filter(pk=alone.blob_id).exists()
+    assert Blob.objects.get(pk=labelled.blob_id).refcount == 1
+    modseq = inbox.highest_modseq + 1
+    inbox.refresh_from_db()
+    assert (inbox.total_count, inbox.highest_modseq) == (1, modseq)
+    assert sorted(FolderChange.objects.filter(folder=inbox, kind="expunge").values_list("uid", "modseq")) == [
+        (1, modseq), (2, modseq)]
+    with CaptureQueriesContext(connection) as captured:
+        assert store.folder_expunge(account=alice, folder=inbox) == []
+    assert len(_statements(captured)) == 3
+    inbox.refresh_from_db()
+    assert inbox.highest_modseq == modseq
