@@ -167,6 +167,42 @@ def _statements(captured) -> list[str]:
     return [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
 
 
+def test_store_is_four_statements_and_changes_every_standing(alice):
+    from django.test.utils import CaptureQueriesContext
+
+    deliver(alice, 3)
+    inbox, archive = folder(alice), folder(alice, "Archive")
+    message = FolderEntry.objects.get(folder=inbox, uid=2).message
+    store.label_add(account=alice, message_ids=[message.pk], folder=archive)
+    inbox.refresh_from_db()
+    archive.refresh_from_db()
+    with CaptureQueriesContext(connection) as captured:
+        r = store.flags_store(account=alice, folder=inbox, uids=[1, 2, 3], mode="add", flags=["\\Seen", "$Work"])
+    # account lock, folder locks, read, one write (messages, MODSEQs, counters, change log)
+    assert len(_statements(captured)) == 4, _statements(captured)
+    assert r.changed == [1, 2, 3] and r.failed == []
+    assert {uid: flags for uid, (flags, _) in r.entries.items()} == {u: ["\\Seen", "$Work"] for u in (1, 2, 3)}
+    modseqs = {modseq for _, modseq in r.entries.values()}
+    assert modseqs == {inbox.highest_modseq + 1}
+    before_archive = archive.highest_modseq
+    inbox.refresh_from_db()
+    archive.refresh_from_db()
+    assert (inbox.unseen_count, archive.unseen_count) == (0, 0)
+    assert archive.highest_modseq == before_archive + 1
+    assert FolderEntry.objects.get(folder=archive).modseq == archive.highest_modseq
+    assert sorted(FolderChange.objects.filter(folder=inbox, kind="flags").values_list("uid", "modseq")) == [
+        (u, inbox.highest_modseq) for u in (1, 2, 3)]
+    assert list(FolderChange.objects.filter(folder=archive, kind="flags").values_list("uid", flat=True)) == [1]
+    # Nothing to change: no write and no new MODSEQ.
+    with CaptureQueriesContext(connection) as captured:
+        r = store.flags_store(account=alice, folder=inbox, uids=[1], mode="add", flags=["\\Seen", "$work"])
+    assert len(_statements(captured)) == 3 and r.changed == []
+    # No entry at the named UIDs: the locks and nothing else.
+    with CaptureQueriesContext(connection) as captured:
+        r = store.flags_store(account=alice, folder=inbox, uids=[99], mode="add", flags=["\\Seen"])
+    assert len(_statements(captured)) == 2 and r.entries == {}
+
+
 def test_expunge_is_a_handful_of_statements_and_keeps_labelled_messages(alice):
     from django.test.utils import CaptureQueriesContext
 
