@@ -3,17 +3,19 @@ the logged-in account in the same query (STYLE.md: selectors check ownership).""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
-from mailcore.models import Account, Blob, Folder, FolderChange, FolderEntry, Message, Subscription
+from mailcore.models import Account, Blob, Folder, FolderChange, FolderEntry, Subscription
+from mailcore.store.sql import fetch_all
 
 from .parser import SearchKey, SequenceSet
 
@@ -73,20 +75,41 @@ class Snapshot:
     keywords: list[str]
 
 
+# SELECT's view of a folder in one round trip and one snapshot: the folder row (kind 0), its
+# entries below UIDNEXT and HIGHESTMODSEQ (1), the first unseen UID (2) and the keyword sets in
+# use (3, at most 1000 distinct ones).
+_SNAPSHOT_SQL = """
+WITH f AS (SELECT uidvalidity, uid_next, highest_modseq FROM mailcore_folder WHERE id = %s)
+SELECT 0, f.uidvalidity, f.uid_next, f.highest_modseq, NULL::boolean, NULL::jsonb FROM f
+UNION ALL
+SELECT 1, e.uid, NULL::bigint, NULL::bigint, e.recent, NULL::jsonb
+FROM mailcore_folderentry e CROSS JOIN f
+WHERE e.folder_id = %s AND e.modseq <= f.highest_modseq AND e.uid < f.uid_next
+UNION ALL
+SELECT 2, min(e.uid), NULL::bigint, NULL::bigint, NULL::boolean, NULL::jsonb
+FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id CROSS JOIN f
+WHERE e.folder_id = %s AND NOT m.seen AND e.uid < f.uid_next
+UNION ALL
+(SELECT DISTINCT 3, NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, m.keywords
+ FROM mailcore_message m JOIN mailcore_folderentry e ON e.message_id = m.id
+ WHERE e.folder_id = %s AND m.keywords <> '[]'::jsonb LIMIT 1000)
+"""
+
+
 def folder_snapshot(folder_id: int) -> Snapshot:
-    folder = Folder.objects.get(pk=folder_id)
-    rows = list(
-        FolderEntry.objects.filter(folder_id=folder_id, modseq__lte=folder.highest_modseq, uid__lt=folder.uid_next)
-        .order_by("uid").values_list("uid", "recent")
-    )
-    unseen = (FolderEntry.objects.filter(folder_id=folder_id, message__seen=False, uid__lt=folder.uid_next)
-              .aggregate(first=Min("uid"))["first"])
-    keywords = set()
-    for kws in (Message.objects.filter(entries__folder_id=folder_id).exclude(keywords=[])
-                .values_list("keywords", flat=True).distinct()[:1000]):
-        keywords.update(kws)
-    return Snapshot(folder.uidvalidity, folder.uid_next, folder.highest_modseq, [u for u, _ in rows],
-                    [u for u, r in rows if r], unseen, sorted(keywords))
+    rows = fetch_all(_SNAPSHOT_SQL, [folder_id] * 4)
+    head = [r for r in rows if r[0] == 0]
+    if not head:
+        raise Folder.DoesNotExist("Folder matching query does not exist.")
+    _, uidvalidity, uid_next, highest_modseq, _, _ = head[0]
+    entries = sorted((int(r[1]), bool(r[4])) for r in rows if r[0] == 1)
+    unseen = next((int(r[1]) for r in rows if r[0] == 2 and r[1] is not None), None)
+    keywords: set[str] = set()
+    for r in rows:
+        if r[0] == 3:
+            keywords.update(_json_list(r[5]))
+    return Snapshot(int(uidvalidity), int(uid_next), int(highest_modseq), [u for u, _ in entries],
+                    [u for u, r in entries if r], unseen, sorted(keywords))
 
 
 @dataclass
@@ -98,32 +121,59 @@ class Delta:
     changed: list[tuple[int, list[str], int]] = field(default_factory=list)  # (uid, flags, modseq)
 
 
+# One round trip for a whole delta: the folder's counters (kind 0), the expunges the session
+# has not seen (kind 1) and the entries changed or added since (kind 2), all bounded by the
+# highest_modseq read in the same snapshot.
+_DELTA_SQL = """
+WITH f AS (SELECT highest_modseq, uid_next FROM mailcore_folder WHERE id = %s)
+SELECT 0, f.highest_modseq, f.uid_next, NULL::boolean, NULL::boolean, NULL::boolean, NULL::boolean,
+       NULL::boolean, NULL::boolean, NULL::jsonb
+FROM f
+UNION ALL
+SELECT DISTINCT 1, c.uid, NULL::bigint, NULL::boolean, NULL::boolean, NULL::boolean, NULL::boolean,
+       NULL::boolean, NULL::boolean, NULL::jsonb
+FROM mailcore_folderchange c CROSS JOIN f
+WHERE c.folder_id = %s AND c.kind = 'expunge' AND c.modseq > %s AND c.modseq <= f.highest_modseq AND c.uid < %s
+UNION ALL
+SELECT 2, e.uid, e.modseq, e.recent, m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords
+FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id CROSS JOIN f
+WHERE e.folder_id = %s AND e.modseq > %s AND e.modseq <= f.highest_modseq AND f.highest_modseq > %s
+"""
+
+
 def folder_delta(folder_id: int, since_modseq: int, known_uid_next: int) -> Delta | None:
     """What changed in a folder since a session last looked; None when the folder is gone.
 
     Modseqs are allocated under the folder row lock and committed in order, so everything at
-    or below the highest_modseq read first is already visible (read committed).
+    or below the highest_modseq read first is already visible (read committed); one statement
+    reads the folder row and the changes in one snapshot.
     """
-    row = Folder.objects.filter(pk=folder_id).values_list("highest_modseq", "uid_next").first()
-    if row is None:
+    rows = fetch_all(_DELTA_SQL, [folder_id, folder_id, since_modseq, known_uid_next, folder_id, since_modseq,
+                                  since_modseq])
+    head = [r for r in rows if r[0] == 0]
+    if not head:
         return None
-    highest, uid_next = row
+    highest = int(head[0][1])
     delta = Delta(highest_modseq=highest, uid_next=known_uid_next)
     if highest <= since_modseq:
         return delta
-    delta.expunged = sorted(set(FolderChange.objects.filter(
-        folder_id=folder_id, kind=FolderChange.Kind.EXPUNGE, modseq__gt=since_modseq, modseq__lte=highest,
-        uid__lt=known_uid_next).values_list("uid", flat=True)))
-    rows = (FolderEntry.objects.filter(folder_id=folder_id, modseq__gt=since_modseq, modseq__lte=highest)
-            .order_by("uid").values("uid", "recent", "modseq", *_FLAG_VALUES))
-    for r in rows:
-        if r["uid"] >= known_uid_next:
-            delta.new.append((r["uid"], r["recent"]))
+    delta.expunged = sorted(int(r[1]) for r in rows if r[0] == 1)
+    for r in sorted((r for r in rows if r[0] == 2), key=lambda r: r[1]):
+        _, uid, modseq, recent, *flags, keywords = r
+        if uid >= known_uid_next:
+            delta.new.append((uid, recent))
         else:
-            delta.changed.append((r["uid"], flags_of(r), r["modseq"]))
+            names = [n for n, on in zip(_FLAG_NAMES, flags, strict=True) if on]
+            delta.changed.append((uid, names + _json_list(keywords), modseq))
     if delta.new:
         delta.uid_next = max(known_uid_next, delta.new[-1][0] + 1)
     return delta
+
+
+def _json_list(value: object) -> list[str]:
+    # Django loads jsonb as text on its connections (JSONField decodes it); raw cursors see that.
+    loaded: Any = json.loads(value) if isinstance(value, str) else value
+    return list(loaded or [])
 
 
 def expunged_since(folder_id: int, since: int, upto: int) -> list[int]:
