@@ -64,3 +64,25 @@ def test_delta_is_one_statement(alice: Account) -> None:
     assert delta.expunged == [3] and delta.new == [(5, True)]
     assert [(uid, flags) for uid, flags, _ in delta.changed] == [(2, ["\\Deleted", "$X"])]
     assert selectors.folder_delta(10**9, 0, 1) is None
+
+
+def test_fetch_rows_match_the_orm_and_take_one_statement_each(alice: Account) -> None:
+    from mailcore.models import FolderEntry
+
+    inbox = _inbox(alice, 3)
+    store.flags_store(account=alice, folder=inbox, uids=[2], mode="add", flags=["\\Answered", "$Y"])
+    with CaptureQueriesContext(connection) as captured:
+        rows = selectors.fetch_rows(inbox.pk, [3, 1, 2, 9], structure=True, envelope=True, body=True)
+    assert len(captured.captured_queries) == 2  # rows, then the blobs
+    columns = ["uid", "modseq", "received_at", "message__received_tz", "message_id", "message__size",
+               "message__header_size", "message__blob_id", "message__seen", "message__answered",
+               "message__flagged", "message__deleted", "message__draft", "message__keywords",
+               "message__bodystructure", "message__envelope"]
+    expected = list(FolderEntry.objects.filter(folder=inbox).order_by("uid").values(*columns))
+    for row, want in zip(rows, expected, strict=True):
+        assert {k: row[k] for k in columns} == want
+        assert row["raw"] == bytes(FolderEntry.objects.get(folder=inbox, uid=row["uid"]).message.blob.data)
+    assert [r["flags"] for r in rows] == [["$Work"], ["\\Answered", "$Y"], []]
+    lean = selectors.fetch_rows(inbox.pk, [1], structure=False, envelope=False, body=False)
+    assert "raw" not in lean[0] and "message__envelope" not in lean[0]
+    assert lean[0]["received_at"] == expected[0]["received_at"]
