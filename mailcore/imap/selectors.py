@@ -3,12 +3,14 @@ the logged-in account in the same query (STYLE.md: selectors check ownership).""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
@@ -24,12 +26,28 @@ _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
 _FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
 
+@functools.cache
+def _folder_sql(key: str) -> tuple[list[str], str]:
+    fields = Folder._meta.concrete_fields
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    sql = f"SELECT {columns} FROM mailcore_folder WHERE account_id = %s AND {key} = %s ORDER BY id LIMIT 1"  # noqa: S608
+    return [f.attname for f in fields], sql
+
+
+def _folder_row(account: Account, key: str, value: object) -> Folder | None:
+    """One folder of the account as a model instance, through a prepared statement: APPEND and
+    SELECT look a folder up on every command, and the ORM's query building is most of that cost."""
+    names, sql = _folder_sql(key)
+    rows = fetch_all(sql, [account.pk, value])
+    return Folder.from_db(connection.alias, names, rows[0]) if rows else None
+
+
 def folder_get(account: Account, name: str) -> Folder | None:
-    return Folder.objects.filter(account=account, name=name).first()
+    return _folder_row(account, "name", name)
 
 
 def folder_get_by_id(account: Account, folder_id: int) -> Folder | None:
-    return Folder.objects.filter(account=account, pk=folder_id).first()
+    return _folder_row(account, "id", folder_id)
 
 
 def folders_list(account: Account) -> list[Folder]:

@@ -86,3 +86,18 @@ def test_fetch_rows_match_the_orm_and_take_one_statement_each(alice: Account) ->
     lean = selectors.fetch_rows(inbox.pk, [1], structure=False, envelope=False, body=False)
     assert "raw" not in lean[0] and "message__envelope" not in lean[0]
     assert lean[0]["received_at"] == expected[0]["received_at"]
+
+
+def test_folder_lookups_are_one_statement_and_scoped_to_the_account(alice: Account, mallory: Account) -> None:
+    archive = Folder.objects.get(account=alice, name="Archive")
+    with CaptureQueriesContext(connection) as captured:
+        found = selectors.folder_get(alice, "Archive")
+    assert len(captured.captured_queries) == 1
+    assert found is not None and found.pk == archive.pk
+    assert {f.attname: getattr(found, f.attname) for f in Folder._meta.concrete_fields} == {
+        f.attname: getattr(archive, f.attname) for f in Folder._meta.concrete_fields}
+    assert not found._state.adding
+    assert selectors.folder_get(alice, "Nope") is None
+    assert selectors.folder_get(mallory, "Archive") != found
+    assert selectors.folder_get_by_id(alice, archive.pk) == archive
+    assert selectors.folder_get_by_id(mallory, archive.pk) is None
