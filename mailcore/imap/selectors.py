@@ -3,17 +3,21 @@ the logged-in account in the same query (STYLE.md: selectors check ownership).""
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from django.db.models import Count, Min, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import Count, Q, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
-from mailcore.models import Account, Blob, Folder, FolderChange, FolderEntry, Message, Subscription
+from mailcore.models import Account, Folder, FolderChange, FolderEntry, Subscription
+from mailcore.store.sql import fetch_all
 
 from .parser import SearchKey, SequenceSet
 
@@ -22,12 +26,28 @@ _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
 _FLAG_NAMES = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 
 
+@functools.cache
+def _folder_sql(key: str) -> tuple[list[str], str]:
+    fields = Folder._meta.concrete_fields
+    columns = ", ".join(f'"{f.column}"' for f in fields)
+    sql = f"SELECT {columns} FROM mailcore_folder WHERE account_id = %s AND {key} = %s ORDER BY id LIMIT 1"  # noqa: S608
+    return [f.attname for f in fields], sql
+
+
+def _folder_row(account: Account, key: str, value: object) -> Folder | None:
+    """One folder of the account as a model instance, through a prepared statement: APPEND and
+    SELECT look a folder up on every command, and the ORM's query building is most of that cost."""
+    names, sql = _folder_sql(key)
+    rows = fetch_all(sql, [account.pk, value])
+    return Folder.from_db(connection.alias, names, rows[0]) if rows else None
+
+
 def folder_get(account: Account, name: str) -> Folder | None:
-    return Folder.objects.filter(account=account, name=name).first()
+    return _folder_row(account, "name", name)
 
 
 def folder_get_by_id(account: Account, folder_id: int) -> Folder | None:
-    return Folder.objects.filter(account=account, pk=folder_id).first()
+    return _folder_row(account, "id", folder_id)
 
 
 def folders_list(account: Account) -> list[Folder]:
@@ -73,20 +93,41 @@ class Snapshot:
     keywords: list[str]
 
 
+# SELECT's view of a folder in one round trip and one snapshot: the folder row (kind 0), its
+# entries below UIDNEXT and HIGHESTMODSEQ (1), the first unseen UID (2) and the keyword sets in
+# use (3, at most 1000 distinct ones).
+_SNAPSHOT_SQL = """
+WITH f AS (SELECT uidvalidity, uid_next, highest_modseq FROM mailcore_folder WHERE id = %s)
+SELECT 0, f.uidvalidity, f.uid_next, f.highest_modseq, NULL::boolean, NULL::jsonb FROM f
+UNION ALL
+SELECT 1, e.uid, NULL::bigint, NULL::bigint, e.recent, NULL::jsonb
+FROM mailcore_folderentry e CROSS JOIN f
+WHERE e.folder_id = %s AND e.modseq <= f.highest_modseq AND e.uid < f.uid_next
+UNION ALL
+SELECT 2, min(e.uid), NULL::bigint, NULL::bigint, NULL::boolean, NULL::jsonb
+FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id CROSS JOIN f
+WHERE e.folder_id = %s AND NOT m.seen AND e.uid < f.uid_next
+UNION ALL
+(SELECT DISTINCT 3, NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, m.keywords
+ FROM mailcore_message m JOIN mailcore_folderentry e ON e.message_id = m.id
+ WHERE e.folder_id = %s AND m.keywords <> '[]'::jsonb LIMIT 1000)
+"""
+
+
 def folder_snapshot(folder_id: int) -> Snapshot:
-    folder = Folder.objects.get(pk=folder_id)
-    rows = list(
-        FolderEntry.objects.filter(folder_id=folder_id, modseq__lte=folder.highest_modseq, uid__lt=folder.uid_next)
-        .order_by("uid").values_list("uid", "recent")
-    )
-    unseen = (FolderEntry.objects.filter(folder_id=folder_id, message__seen=False, uid__lt=folder.uid_next)
-              .aggregate(first=Min("uid"))["first"])
-    keywords = set()
-    for kws in (Message.objects.filter(entries__folder_id=folder_id).exclude(keywords=[])
-                .values_list("keywords", flat=True).distinct()[:1000]):
-        keywords.update(kws)
-    return Snapshot(folder.uidvalidity, folder.uid_next, folder.highest_modseq, [u for u, _ in rows],
-                    [u for u, r in rows if r], unseen, sorted(keywords))
+    rows = fetch_all(_SNAPSHOT_SQL, [folder_id] * 4)
+    head = [r for r in rows if r[0] == 0]
+    if not head:
+        raise Folder.DoesNotExist("Folder matching query does not exist.")
+    _, uidvalidity, uid_next, highest_modseq, _, _ = head[0]
+    entries = sorted((int(r[1]), bool(r[4])) for r in rows if r[0] == 1)
+    unseen = next((int(r[1]) for r in rows if r[0] == 2 and r[1] is not None), None)
+    keywords: set[str] = set()
+    for r in rows:
+        if r[0] == 3:
+            keywords.update(_json_list(r[5]))
+    return Snapshot(int(uidvalidity), int(uid_next), int(highest_modseq), [u for u, _ in entries],
+                    [u for u, r in entries if r], unseen, sorted(keywords))
 
 
 @dataclass
@@ -98,32 +139,59 @@ class Delta:
     changed: list[tuple[int, list[str], int]] = field(default_factory=list)  # (uid, flags, modseq)
 
 
+# One round trip for a whole delta: the folder's counters (kind 0), the expunges the session
+# has not seen (kind 1) and the entries changed or added since (kind 2), all bounded by the
+# highest_modseq read in the same snapshot.
+_DELTA_SQL = """
+WITH f AS (SELECT highest_modseq, uid_next FROM mailcore_folder WHERE id = %s)
+SELECT 0, f.highest_modseq, f.uid_next, NULL::boolean, NULL::boolean, NULL::boolean, NULL::boolean,
+       NULL::boolean, NULL::boolean, NULL::jsonb
+FROM f
+UNION ALL
+SELECT DISTINCT 1, c.uid, NULL::bigint, NULL::boolean, NULL::boolean, NULL::boolean, NULL::boolean,
+       NULL::boolean, NULL::boolean, NULL::jsonb
+FROM mailcore_folderchange c CROSS JOIN f
+WHERE c.folder_id = %s AND c.kind = 'expunge' AND c.modseq > %s AND c.modseq <= f.highest_modseq AND c.uid < %s
+UNION ALL
+SELECT 2, e.uid, e.modseq, e.recent, m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords
+FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id CROSS JOIN f
+WHERE e.folder_id = %s AND e.modseq > %s AND e.modseq <= f.highest_modseq AND f.highest_modseq > %s
+"""
+
+
 def folder_delta(folder_id: int, since_modseq: int, known_uid_next: int) -> Delta | None:
     """What changed in a folder since a session last looked; None when the folder is gone.
 
     Modseqs are allocated under the folder row lock and committed in order, so everything at
-    or below the highest_modseq read first is already visible (read committed).
+    or below the highest_modseq read first is already visible (read committed); one statement
+    reads the folder row and the changes in one snapshot.
     """
-    row = Folder.objects.filter(pk=folder_id).values_list("highest_modseq", "uid_next").first()
-    if row is None:
+    rows = fetch_all(_DELTA_SQL, [folder_id, folder_id, since_modseq, known_uid_next, folder_id, since_modseq,
+                                  since_modseq])
+    head = [r for r in rows if r[0] == 0]
+    if not head:
         return None
-    highest, uid_next = row
+    highest = int(head[0][1])
     delta = Delta(highest_modseq=highest, uid_next=known_uid_next)
     if highest <= since_modseq:
         return delta
-    delta.expunged = sorted(set(FolderChange.objects.filter(
-        folder_id=folder_id, kind=FolderChange.Kind.EXPUNGE, modseq__gt=since_modseq, modseq__lte=highest,
-        uid__lt=known_uid_next).values_list("uid", flat=True)))
-    rows = (FolderEntry.objects.filter(folder_id=folder_id, modseq__gt=since_modseq, modseq__lte=highest)
-            .order_by("uid").values("uid", "recent", "modseq", *_FLAG_VALUES))
-    for r in rows:
-        if r["uid"] >= known_uid_next:
-            delta.new.append((r["uid"], r["recent"]))
+    delta.expunged = sorted(int(r[1]) for r in rows if r[0] == 1)
+    for r in sorted((r for r in rows if r[0] == 2), key=lambda r: r[1]):
+        _, uid, modseq, recent, *flags, keywords = r
+        if uid >= known_uid_next:
+            delta.new.append((uid, recent))
         else:
-            delta.changed.append((r["uid"], flags_of(r), r["modseq"]))
+            names = [n for n, on in zip(_FLAG_NAMES, flags, strict=True) if on]
+            delta.changed.append((uid, names + _json_list(keywords), modseq))
     if delta.new:
         delta.uid_next = max(known_uid_next, delta.new[-1][0] + 1)
     return delta
+
+
+def _json_list(value: object) -> list[str]:
+    # Django loads jsonb as text on its connections (JSONField decodes it); raw cursors see that.
+    loaded: Any = json.loads(value) if isinstance(value, str) else value
+    return list(loaded or [])
 
 
 def expunged_since(folder_id: int, since: int, upto: int) -> list[int]:
@@ -165,17 +233,42 @@ def uids_in(folder_id: int, uids: Sequence[int]) -> list[int]:
     return list(FolderEntry.objects.filter(folder_id=folder_id, uid__in=list(uids)).values_list("uid", flat=True))
 
 
+_FETCH_KEYS = ("uid", "modseq", "received_at", "message__received_tz", "message_id", "message__size",
+               "message__header_size", "message__blob_id", *_FLAG_VALUES)
+_FETCH_COLUMNS = ("e.uid, e.modseq, e.received_at, m.received_tz, e.message_id, m.size, m.header_size, m.blob_id, "
+                  "m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords")
+
+
+def _fetch_sql(structure: bool, envelope: bool) -> str:
+    columns = _FETCH_COLUMNS + (", m.bodystructure" if structure else "") + (", m.envelope" if envelope else "")
+    return (f"SELECT {columns} FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id "  # noqa: S608
+            "WHERE e.folder_id = %s AND e.uid = ANY(%s::bigint[]) ORDER BY e.uid")
+
+
+_FETCH_SQL = {(s, e): _fetch_sql(s, e) for s in (False, True) for e in (False, True)}
+
+
+def _json(value: object) -> Any:
+    # Django loads jsonb as text on its connections (JSONField decodes it); raw cursors see that.
+    return json.loads(value) if isinstance(value, str) else value
+
+
 def fetch_rows(folder_id: int, uids: Sequence[int], *, structure: bool, envelope: bool,
                body: bool) -> list[dict[str, Any]]:
-    """Rows for FETCH, in UID order; with ``body`` each row has "raw" (the verbatim blob)."""
-    values = ["uid", "modseq", "received_at", "message__received_tz", "message_id", "message__size",
-              "message__header_size",
-              "message__blob_id", *_FLAG_VALUES]
-    if structure:
-        values.append("message__bodystructure")
-    if envelope:
-        values.append("message__envelope")
-    rows = list(FolderEntry.objects.filter(folder_id=folder_id, uid__in=list(uids)).order_by("uid").values(*values))
+    """Rows for FETCH, in UID order; with ``body`` each row has "raw" (the verbatim blob).
+
+    A prepared statement and plain tuples: FETCH runs on every loop of a client, and the ORM's
+    query compilation and row building cost more CPU than the query itself."""
+    keys = _FETCH_KEYS + (("message__bodystructure",) if structure else ()) + (
+        ("message__envelope",) if envelope else ())
+    rows = [dict(zip(keys, r, strict=True)) for r in fetch_all(_FETCH_SQL[structure, envelope],
+                                                               [folder_id, list(uids)])]
+    for r in rows:
+        r["message__keywords"] = _json(r["message__keywords"]) or []
+        if structure:
+            r["message__bodystructure"] = _json(r["message__bodystructure"])
+        if envelope:
+            r["message__envelope"] = _json(r["message__envelope"])
     if body and rows:
         blobs_load(rows)
     for r in rows:
@@ -185,9 +278,11 @@ def fetch_rows(folder_id: int, uids: Sequence[int], *, structure: bool, envelope
 
 def blobs_load(rows: Sequence[dict[str, Any]]) -> None:
     """Put the verbatim message bytes into each row as "raw"."""
-    blobs = dict(Blob.objects.filter(pk__in={r["message__blob_id"] for r in rows}).values_list("pk", "data"))
+    blobs = {int(pk): bytes(data) for pk, data in fetch_all(
+        "SELECT id, data FROM mailcore_blob WHERE id = ANY(%s::bigint[])",
+        [sorted({r["message__blob_id"] for r in rows})])}
     for r in rows:
-        r["raw"] = bytes(blobs.get(r["message__blob_id"], b""))
+        r["raw"] = blobs.get(r["message__blob_id"], b"")
 
 
 # --- SEARCH ---------------------------------------------------------------------------------

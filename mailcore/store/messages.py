@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -26,6 +27,7 @@ from .copies import (
     store_copies,
 )
 from .errors import MessageTooLarge, QuotaExceeded, StoreError
+from .sql import fetch_all
 
 FlagMode = Literal["set", "add", "remove"]
 _FLAG_NAMES = ("seen", "answered", "flagged", "deleted", "draft")
@@ -102,26 +104,75 @@ class FlagsResult:
     failed: list[int] = field(default_factory=list)  # uids refused by UNCHANGEDSINCE (RFC 7162)
 
 
-def _apply_flags(message: Message, mode: FlagMode, values: dict[str, bool], keywords: list[str]) -> bool:
-    before = (tuple(getattr(message, n) for n in _FLAG_NAMES), tuple(message.keywords))
+FlagState = tuple[tuple[bool, ...], tuple[str, ...]]  # the five system flags, then the keywords
+
+
+def _apply_flags(state: FlagState, mode: FlagMode, values: dict[str, bool], keywords: list[str]) -> FlagState:
+    bools, current = state
     if mode == "set":
-        for name in _FLAG_NAMES:
-            setattr(message, name, values[name])
-        message.keywords = list(keywords)
-    elif mode == "add":
-        for name in _FLAG_NAMES:
-            if values[name]:
-                setattr(message, name, True)
-        lower = {k.lower() for k in message.keywords}
-        message.keywords = list(message.keywords) + [k for k in keywords if k.lower() not in lower]
-    else:
-        for name in _FLAG_NAMES:
-            if values[name]:
-                setattr(message, name, False)
-        drop = {k.lower() for k in keywords}
-        message.keywords = [k for k in message.keywords if k.lower() not in drop]
-    after = (tuple(getattr(message, n) for n in _FLAG_NAMES), tuple(message.keywords))
-    return before != after
+        return tuple(values[n] for n in _FLAG_NAMES), tuple(keywords)
+    if mode == "add":
+        lower = {k.lower() for k in current}
+        return (tuple(b or values[n] for b, n in zip(bools, _FLAG_NAMES, strict=True)),
+                current + tuple(k for k in keywords if k.lower() not in lower))
+    drop = {k.lower() for k in keywords}
+    return (tuple(b and not values[n] for b, n in zip(bools, _FLAG_NAMES, strict=True)),
+            tuple(k for k in current if k.lower() not in drop))
+
+
+def _flag_list(state: FlagState) -> list[str]:
+    return [name for name, on in zip(Message.SYSTEM_FLAGS, state[0], strict=True) if on] + list(state[1])
+
+
+def _json_list(value: object) -> list[str]:
+    # Django loads jsonb as text on its connections (JSONField decodes it); raw cursors see that.
+    loaded: Any = json.loads(value) if isinstance(value, str) else value
+    return list(loaded or [])
+
+
+# Lock, in id order, every folder where a named message stands (this one included); none when
+# no entry stands at the named UIDs. Run under the account lock, so that set cannot change.
+_FLAGS_LOCK_SQL = """
+SELECT f.id FROM mailcore_folder f
+WHERE f.id IN (SELECT o.folder_id FROM mailcore_folderentry e
+               JOIN mailcore_folderentry o ON o.message_id = e.message_id
+               WHERE e.folder_id = %s AND e.uid = ANY(%s::bigint[]))
+ORDER BY f.id FOR NO KEY UPDATE OF f
+"""
+# Read under the folder locks: the flags we change from are the committed ones.
+_FLAGS_READ_SQL = """
+SELECT e.uid, e.modseq, m.id, m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords
+FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id
+WHERE e.folder_id = %s AND e.uid = ANY(%s::bigint[]) ORDER BY e.uid
+"""
+# Write the new flags, then give every standing of a changed message (in any folder) its
+# folder's next MODSEQ and a change-log row; returns each touched folder's new MODSEQ.
+_FLAGS_WRITE_SQL = """
+WITH c AS (
+    SELECT * FROM unnest(%s::bigint[], %s::boolean[], %s::boolean[], %s::boolean[], %s::boolean[],
+                         %s::boolean[], %s::text[], %s::integer[])
+        AS c(id, seen, answered, flagged, deleted, draft, keywords, unseen_delta)
+), msg AS (
+    UPDATE mailcore_message m
+    SET seen = c.seen, answered = c.answered, flagged = c.flagged, deleted = c.deleted, draft = c.draft,
+        keywords = c.keywords::jsonb
+    FROM c WHERE m.id = c.id
+), s AS MATERIALIZED (
+    SELECT o.id, o.folder_id, o.uid, c.unseen_delta FROM mailcore_folderentry o JOIN c ON c.id = o.message_id
+), fold AS (
+    UPDATE mailcore_folder f SET highest_modseq = f.highest_modseq + 1, unseen_count = f.unseen_count + d.n
+    FROM (SELECT folder_id, sum(unseen_delta) AS n FROM s GROUP BY folder_id) d
+    WHERE f.id = d.folder_id
+    RETURNING f.id, f.highest_modseq
+), ent AS (
+    UPDATE mailcore_folderentry e SET modseq = fold.highest_modseq
+    FROM s JOIN fold ON fold.id = s.folder_id WHERE e.id = s.id
+), log AS (
+    INSERT INTO mailcore_folderchange (folder_id, modseq, uid, kind)
+    SELECT s.folder_id, fold.highest_modseq, s.uid, 'flags' FROM s JOIN fold ON fold.id = s.folder_id
+)
+SELECT id, highest_modseq FROM fold
+"""
 
 
 @transaction.atomic
@@ -137,74 +188,50 @@ def flags_store(
     """Set, add or remove flags on the messages standing at ``uids`` in ``folder``.
 
     Flags belong to the message, so every folder it stands in gets a new MODSEQ for it and a
-    change-log row, and an event.
+    change-log row, and an event. Four statements at most: the account lock, the folder locks,
+    the read, one write.
     """
     _check_folder(account, folder)
     values, keywords = flag_fields(flags)
     result = FlagsResult()
+    uid_list = list(uids)
     # Under the account lock no standing of these messages can come or go until commit.
     _lock_account(account.pk)
-    # Every standing of the named messages, in this folder and in others, in one query.
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT o.folder_id, o.uid, o.message_id FROM mailcore_folderentry e
-            JOIN mailcore_folderentry o ON o.message_id = e.message_id
-            WHERE e.folder_id = %s AND e.uid = ANY(%s) AND o.folder_id <> e.folder_id
-            UNION ALL
-            (SELECT folder_id, 0, 0 FROM mailcore_folderentry WHERE folder_id = %s AND uid = ANY(%s) LIMIT 1)
-            """,
-            [folder.pk, list(uids), folder.pk, list(uids)],
-        )
-        rows = cur.fetchall()
-    if not rows:
+    if not fetch_all(_FLAGS_LOCK_SQL, [folder.pk, uid_list]):
         return result
-    others = [(f, u, m) for f, u, m in rows if f != folder.pk]
-    _lock_folders([folder.pk, *[f for f, _, _ in others]])
-    # Read under the folder lock: the flags we change from are the committed ones.
-    entries = list(_lean_entries(folder, uids))
-    changed_messages: dict[int, tuple[Message, bool]] = {}
-    for entry in entries:
-        message = entry.message
-        if unchanged_since is not None and entry.modseq > unchanged_since:
-            result.failed.append(entry.uid)
+    rows = fetch_all(_FLAGS_READ_SQL, [folder.pk, uid_list])
+    states: dict[int, FlagState] = {}  # message id -> flags it ends with
+    before: dict[int, FlagState] = {}
+    changed: dict[int, FlagState] = {}
+    entries: list[tuple[int, int, int]] = []  # (uid, modseq, message id)
+    for uid, modseq, message_id, seen, answered, flagged, deleted, draft, kws in rows:
+        entries.append((uid, modseq, message_id))
+        if message_id not in before:
+            before[message_id] = states[message_id] = ((seen, answered, flagged, deleted, draft),
+                                                       tuple(_json_list(kws)))
+        if unchanged_since is not None and modseq > unchanged_since:
+            result.failed.append(uid)
             continue
-        if message.pk in changed_messages:
+        if message_id in changed:
             continue
-        was_seen = message.seen
-        if _apply_flags(message, mode, values, keywords):
-            changed_messages[message.pk] = (message, was_seen)
-    if changed_messages:
-        groups: dict[tuple[tuple[bool, ...], tuple[str, ...]], list[int]] = {}
-        for message, _ in changed_messages.values():
-            key = (tuple(bool(getattr(message, n)) for n in _FLAG_NAMES), tuple(message.keywords))
-            groups.setdefault(key, []).append(message.pk)
-        for (bools, kws), ids in groups.items():
-            Message.objects.filter(pk__in=ids).update(**dict(zip(_FLAG_NAMES, bools, strict=True)), keywords=list(kws))
-        standings: dict[int, list[tuple[int, int]]] = {folder.pk: [(e.uid, e.message_id) for e in entries]}
-        for folder_id, uid, message_id in others:
-            standings.setdefault(folder_id, []).append((uid, message_id))
-        changes: list[FolderChange] = []
-        for folder_id in sorted(standings):
-            touched = [(uid, mid) for uid, mid in standings[folder_id] if mid in changed_messages]
-            if not touched:
-                continue
-            unseen_delta = 0
-            for _, mid in touched:
-                message, was_seen = changed_messages[mid]
-                unseen_delta += int(was_seen) - int(message.seen)
-            modseq = bump_modseq(folder_id, unseen_delta=unseen_delta)
-            FolderEntry.objects.filter(folder_id=folder_id, uid__in=[u for u, _ in touched]).update(modseq=modseq)
-            changes.extend(FolderChange(folder_id=folder_id, modseq=modseq, uid=u, kind=FolderChange.Kind.FLAGS) for u, _ in touched)
-            if folder_id == folder.pk:
-                result.changed = [u for u, _ in touched]
-                for entry in entries:
-                    if entry.message_id in changed_messages:
-                        entry.modseq = modseq
-            publish_on_commit(account.pk, mail_changed(account.pk, folder_id, "flags", modseq))
-        FolderChange.objects.bulk_create(changes)
-    for entry in entries:
-        result.entries[entry.uid] = (entry.message.flag_list, entry.modseq)
+        after = _apply_flags(before[message_id], mode, values, keywords)
+        if after != before[message_id]:
+            changed[message_id] = states[message_id] = after
+    new_modseq: dict[int, int] = {}
+    if changed:
+        ids = sorted(changed)
+        params: list[object] = [ids]
+        params += [[changed[i][0][n] for i in ids] for n in range(len(_FLAG_NAMES))]
+        params.append([json.dumps(list(changed[i][1])) for i in ids])
+        params.append([int(before[i][0][0]) - int(changed[i][0][0]) for i in ids])
+        new_modseq = {int(f): int(m) for f, m in fetch_all(_FLAGS_WRITE_SQL, params)}
+        for folder_id in sorted(new_modseq):
+            publish_on_commit(account.pk, mail_changed(account.pk, folder_id, "flags", new_modseq[folder_id]))
+        result.changed = [uid for uid, _, message_id in entries if message_id in changed]
+    for uid, modseq, message_id in entries:
+        if message_id in changed:
+            modseq = new_modseq[folder.pk]
+        result.entries[uid] = (_flag_list(states[message_id]), modseq)
     return result
 
 
@@ -322,6 +349,48 @@ def label_add(*, account: Account, message_ids: Sequence[int], folder: Folder) -
     return [first_uid + i for i in range(len(messages))]
 
 
+# One statement for the whole expunge, run under the account and folder locks: remove the
+# entries, bump the folder's MODSEQ and counters, log the expunges, delete the messages left
+# standing nowhere, give their size back to the quota and drop their blob references. All the
+# CTEs read one snapshot, taken after the locks, so the orphan test leaves out the entries this
+# statement removes (``gone``); under the account lock no other standing can come or go.
+_EXPUNGE_SQL = """
+WITH gone AS (
+    DELETE FROM mailcore_folderentry e USING mailcore_message m
+    WHERE e.folder_id = %s AND m.id = e.message_id
+      AND (%s::boolean OR e.uid = ANY(%s::bigint[])) AND (NOT %s::boolean OR m.deleted)
+    RETURNING e.id, e.uid, e.message_id, m.size, m.seen
+), totals AS (
+    SELECT count(*) AS n, count(*) FILTER (WHERE NOT seen) AS unseen, COALESCE(sum(size), 0) AS size FROM gone
+), fold AS (
+    UPDATE mailcore_folder f
+    SET highest_modseq = f.highest_modseq + 1, total_count = f.total_count - t.n,
+        unseen_count = f.unseen_count - t.unseen, total_size = f.total_size - t.size
+    FROM totals t WHERE f.id = %s AND t.n > 0
+    RETURNING f.highest_modseq
+), log AS (
+    INSERT INTO mailcore_folderchange (folder_id, modseq, uid, kind)
+    SELECT %s, fold.highest_modseq, gone.uid, 'expunge' FROM gone CROSS JOIN fold
+), orphans AS (
+    DELETE FROM mailcore_message m
+    WHERE m.account_id = %s AND m.id IN (SELECT message_id FROM gone)
+      AND NOT EXISTS (SELECT 1 FROM mailcore_folderentry o
+                      WHERE o.message_id = m.id AND o.id NOT IN (SELECT id FROM gone))
+    RETURNING m.size, m.blob_id
+), quota AS (
+    UPDATE mailcore_account a SET used_bytes = GREATEST(a.used_bytes - q.size, 0)
+    FROM (SELECT sum(size) AS size FROM orphans) q WHERE a.id = %s AND q.size IS NOT NULL
+), blobs AS (
+    UPDATE mailcore_blob b SET refcount = b.refcount - d.n
+    FROM (SELECT blob_id, count(*) AS n FROM orphans GROUP BY blob_id) d WHERE b.id = d.blob_id
+    RETURNING b.id, b.refcount
+)
+SELECT gone.uid, fold.highest_modseq, NULL::bigint FROM gone CROSS JOIN fold
+UNION ALL
+SELECT NULL, NULL, blobs.id FROM blobs WHERE blobs.refcount <= 0
+"""
+
+
 @transaction.atomic
 def folder_expunge(
     *, account: Account, folder: Folder, uids: Sequence[int] | None = None, only_deleted: bool = True
@@ -336,16 +405,19 @@ def folder_expunge(
     # UIDs), since releasing messages here updates the account's quota after the folder lock.
     _lock_account(account.pk)
     _lock_folders([folder.pk])
-    qs = _lean_entries(folder, uids)
-    if only_deleted:
-        qs = qs.filter(message__deleted=True)
-    entries = list(qs)
-    if not entries:
+    rows = fetch_all(_EXPUNGE_SQL, [folder.pk, uids is None, list(uids or ()), only_deleted, folder.pk, folder.pk,
+                                    account.pk, account.pk])
+    gone = sorted(int(uid) for uid, _, _ in rows if uid is not None)
+    if not gone:
         return []
-    size = sum(e.message.size for e in entries)
-    unseen = sum(1 for e in entries if not e.message.seen)
-    _remove_entries(account=account, folder=folder, entries=entries, size=size, unseen=unseen, release=True)
-    return [e.uid for e in entries]
+    modseq = next(int(m) for _, m, _ in rows if m is not None)
+    freed = [int(b) for _, _, b in rows if b is not None]
+    if freed:
+        # A blob still referenced by an outbound queue row is protected by its FK count too.
+        with connection.cursor() as cur:
+            cur.execute("DELETE FROM mailcore_blob WHERE id = ANY(%s) AND refcount <= 0", [freed])
+    publish_on_commit(account.pk, mail_changed(account.pk, folder.pk, "expunge", modseq))
+    return gone
 
 
 def _remove_entries(

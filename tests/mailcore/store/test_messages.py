@@ -161,3 +161,80 @@ def test_full_text_search_finds_subject_and_body(alice):
         cur.execute("SELECT subject FROM mailcore_message WHERE account_id = %s AND search_vector @@ plainto_tsquery('simple', %s)",
                     [alice.pk, "budget"])
         assert [r[0] for r in cur.fetchall()] == ["Quarterly figures"]
+
+
+def _statements(captured) -> list[str]:
+    return [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]
+
+
+def test_store_is_four_statements_and_changes_every_standing(alice):
+    from django.test.utils import CaptureQueriesContext
+
+    deliver(alice, 3)
+    inbox, archive = folder(alice), folder(alice, "Archive")
+    message = FolderEntry.objects.get(folder=inbox, uid=2).message
+    store.label_add(account=alice, message_ids=[message.pk], folder=archive)
+    inbox.refresh_from_db()
+    archive.refresh_from_db()
+    with CaptureQueriesContext(connection) as captured:
+        r = store.flags_store(account=alice, folder=inbox, uids=[1, 2, 3], mode="add", flags=["\\Seen", "$Work"])
+    # account lock, folder locks, read, one write (messages, MODSEQs, counters, change log)
+    assert len(_statements(captured)) == 4, _statements(captured)
+    assert r.changed == [1, 2, 3] and r.failed == []
+    assert {uid: flags for uid, (flags, _) in r.entries.items()} == {u: ["\\Seen", "$Work"] for u in (1, 2, 3)}
+    modseqs = {modseq for _, modseq in r.entries.values()}
+    assert modseqs == {inbox.highest_modseq + 1}
+    before_archive = archive.highest_modseq
+    inbox.refresh_from_db()
+    archive.refresh_from_db()
+    assert (inbox.unseen_count, archive.unseen_count) == (0, 0)
+    assert archive.highest_modseq == before_archive + 1
+    assert FolderEntry.objects.get(folder=archive).modseq == archive.highest_modseq
+    assert sorted(FolderChange.objects.filter(folder=inbox, kind="flags").values_list("uid", "modseq")) == [
+        (u, inbox.highest_modseq) for u in (1, 2, 3)]
+    assert list(FolderChange.objects.filter(folder=archive, kind="flags").values_list("uid", flat=True)) == [1]
+    # Nothing to change: no write and no new MODSEQ.
+    with CaptureQueriesContext(connection) as captured:
+        r = store.flags_store(account=alice, folder=inbox, uids=[1], mode="add", flags=["\\Seen", "$work"])
+    assert len(_statements(captured)) == 3 and r.changed == []
+    # No entry at the named UIDs: the locks and nothing else.
+    with CaptureQueriesContext(connection) as captured:
+        r = store.flags_store(account=alice, folder=inbox, uids=[99], mode="add", flags=["\\Seen"])
+    assert len(_statements(captured)) == 2 and r.entries == {}
+
+
+def test_expunge_is_a_handful_of_statements_and_keeps_labelled_messages(alice):
+    from django.test.utils import CaptureQueriesContext
+
+    for n in range(3):
+        deliver(alice, subject=f"m{n}")
+    inbox, archive = folder(alice), folder(alice, "Archive")
+    labelled = FolderEntry.objects.get(folder=inbox, uid=2).message
+    store.label_add(account=alice, message_ids=[labelled.pk], folder=archive)
+    store.flags_store(account=alice, folder=inbox, uids=[1, 2], mode="add", flags=["\\Deleted"])
+    alice.refresh_from_db()
+    used = alice.used_bytes
+    alone = FolderEntry.objects.get(folder=inbox, uid=1).message
+    inbox.refresh_from_db()
+    with CaptureQueriesContext(connection) as captured:
+        assert store.folder_expunge(account=alice, folder=inbox) == [1, 2]
+    # account lock, folder lock, one statement for the rest, the freed blob's delete
+    assert len(_statements(captured)) == 4, _statements(captured)
+    assert not Message.objects.filter(pk=alone.pk).exists()
+    assert Message.objects.filter(pk=labelled.pk).exists()
+    alice.refresh_from_db()
+    assert alice.used_bytes == used - alone.size
+    from mailcore.models import Blob
+
+    assert not Blob.objects.filter(pk=alone.blob_id).exists()
+    assert Blob.objects.get(pk=labelled.blob_id).refcount == 1
+    modseq = inbox.highest_modseq + 1
+    inbox.refresh_from_db()
+    assert (inbox.total_count, inbox.highest_modseq) == (1, modseq)
+    assert sorted(FolderChange.objects.filter(folder=inbox, kind="expunge").values_list("uid", "modseq")) == [
+        (1, modseq), (2, modseq)]
+    with CaptureQueriesContext(connection) as captured:
+        assert store.folder_expunge(account=alice, folder=inbox) == []
+    assert len(_statements(captured)) == 3
+    inbox.refresh_from_db()
+    assert inbox.highest_modseq == modseq
