@@ -166,6 +166,8 @@ def folder_action(request: HttpRequest, folder_id: int) -> HttpResponse:
     target = None
     if request.POST.get("target", "").isdigit():
         target = selectors.folder_for_user(account, int(request.POST["target"]))
+        if target.noselect:
+            return HttpResponse("That folder only holds other folders, not messages.", status=400)
     note = "Nothing selected."
     uids = selectors.entries_for_selection(account, folder, message_ids=ids, thread_ids=threads)
     if uids:
