@@ -337,3 +337,31 @@ def test_crossing_submissions_with_success_reports_do_not_deadlock(alice, bob) -
         thread.join(30)
     assert errors == []
     assert len(reports(alice, "Successful Mail Delivery")) == len(reports(bob, "Successful Mail Delivery")) == 1
+
+
+def test_alias_forward_from_a_utf8_alias_gets_no_orcpt_rather_than_invalid_xtext(mx, alice, sink: SmtpSink) -> None:  # noqa: F811
+    from mailcore.store import alias_create
+
+    alias_create(address="jürgen@a.test", destinations=[CAROL])
+    sink.behaviour.dsn = True
+    client = connect(mx)
+    refused = client.sendmail("dave@example.org", ["jürgen@a.test"], make_message(to="alice@a.test"),
+                              ["SMTPUTF8"], ["NOTIFY=FAILURE"])
+    client.close()
+    assert refused == {}
+    row = OutboundRecipient.objects.get(message__mail_from="dave@example.org")
+    assert (row.address, row.notify, row.orcpt) == (CAROL, "FAILURE", "")
+    # What would have been sent is refused by a strict next hop (ours among them).
+    with pytest.raises(DsnParamError):
+        rcpt_dsn_params({"ORCPT": "rfc822;j" + xtext_encode("ü") + "rgen@a.test"})
+
+
+def test_synthesised_orcpt_is_bounded_to_500_characters() -> None:
+    from mailcore.smtp.dsn import MAX_ORCPT, orcpt_for
+
+    longest = "=" * 64 + "@" + ".".join(["a" * 63] * 3 + ["b" * 61])  # 64-octet local part, 253-octet domain
+    assert orcpt_for(longest).startswith("rfc822;+3D") and len(orcpt_for(longest)) <= MAX_ORCPT
+    assert orcpt_for("=" * 200 + "@a.test") == ""
+    assert orcpt_for("jürgen@a.test") == ""
+    assert rcpt_dsn_params({"ORCPT": orcpt_for(longest)}).orcpt == orcpt_for(longest)
+
