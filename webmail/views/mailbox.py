@@ -171,8 +171,13 @@ def folder_action(request: HttpRequest, folder_id: int) -> HttpResponse:
     note = "Nothing selected."
     uids = selectors.entries_for_selection(account, folder, message_ids=ids, thread_ids=threads)
     if uids:
-        with transaction.atomic():
-            note = action(account, folder, uids, target)
+        try:
+            with transaction.atomic():
+                note = action(account, folder, uids, target)
+        except store.FolderNotFound:
+            # Deleted (or left as a \Noselect placeholder) since it was looked up: nothing moved.
+            return HttpResponse("That folder no longer exists or holds no messages; nothing was changed.",
+                                status=404)
     back = request.POST.get("back", "")
     if back == "message" and ids and request.POST.get("action") not in LEAVES_FOLDER:
         return hx_redirect(request, reverse("message", args=[ids[0]]) + f"?folder={folder.pk}")
