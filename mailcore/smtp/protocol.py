@@ -207,17 +207,25 @@ class MailSMTP(SMTP):
                 self.mail_session.peer = source  # type: ignore[assignment]
             self._reset_timeout()
         # Looked up while the client greets us; awaited only when a message needs its Received:.
-        self.mail_session.rdns = self.loop.create_task(
+        # Cancelled with the connection: under a flood of short connections the lookups would
+        # otherwise pile up for their whole budget each.
+        rdns = self.mail_session.rdns = self.loop.create_task(
             reverse_name(self.mail_session.client_ip, timeout=self.limits.rdns_timeout)
         )
-        if self.role is Role.SUBMISSIONS:
-            try:
-                await self._tls_upgrade(keep_buffered=True)
-            except (TLSSetupException, ConnectionError, OSError) as exc:
-                log.info("implicit TLS handshake failed: %s", exc)
-                self._close()
-                return
-        await super()._handle_client()
+        try:
+            if self.role is Role.SUBMISSIONS:
+                try:
+                    await self._tls_upgrade(keep_buffered=True)
+                except (TLSSetupException, ConnectionError, OSError) as exc:
+                    log.info("implicit TLS handshake failed: %s", exc)
+                    self._close()
+                    return
+            await super()._handle_client()
+        finally:
+            if not rdns.done():
+                rdns.cancel()
+                # Collected, not left to be destroyed pending; its own cancellation is no error here.
+                await asyncio.gather(rdns, return_exceptions=True)
 
     async def _tls_upgrade(self, *, keep_buffered: bool) -> None:
         """Put TLS under this protocol (aiosmtpd's STARTTLS dance, reusable for port 465)."""
