@@ -162,6 +162,7 @@ class MailSMTP(SMTP):
         self._proxy_peer: tuple[str, int] | None = None
         self._last_touch = 0.0
         self.storing = False  # a complete message is being stored; shutdown waits for its reply
+        self.close_after_reply = False  # shutdown: 421 and close once the message's reply is out
         self._auth_methods = {}
 
     # --- session objects ------------------------------------------------------------------
@@ -681,10 +682,16 @@ class MailSMTP(SMTP):
             await self.push(status)
         finally:
             self.storing = False
+            if self.close_after_reply:
+                self.shut_down(graceful=True)
 
-    def shut_down(self) -> None:
-        """Server shutdown: tell the client (RFC 5321 §3.8) and drop the connection."""
+    def shut_down(self, *, graceful: bool = False) -> None:
+        """Server shutdown: tell the client (RFC 5321 §3.8) and drop the connection (``graceful``:
+        after what is written, such as a message's 250, has gone out)."""
         if self.transport is not None and not self.counters.closing:
             with contextlib.suppress(Exception):
                 self._writer.write(replies.SHUTTING_DOWN.encode("ascii") + CRLF)
-        self.abort()
+        if graceful:
+            self._close()
+        else:
+            self.abort()
