@@ -120,6 +120,23 @@ def _apply_flags(message: Message, mode: FlagMode, values: dict[str, bool], keyw
     return before != after
 
 
+def _standings(folder: Folder, uids: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(folder, uid, message) of the other standings of the messages at ``uids`` in ``folder``,
+    and (folder, 0, 0) when any of them stands there, in one query."""
+    with connection.cursor() as cur:
+        cur.execute(
+            """
+            SELECT o.folder_id, o.uid, o.message_id FROM mailcore_folderentry e
+            JOIN mailcore_folderentry o ON o.message_id = e.message_id
+            WHERE e.folder_id = %s AND e.uid = ANY(%s) AND o.folder_id <> e.folder_id
+            UNION ALL
+            (SELECT folder_id, 0, 0 FROM mailcore_folderentry WHERE folder_id = %s AND uid = ANY(%s) LIMIT 1)
+            """,
+            [folder.pk, list(uids), folder.pk, list(uids)],
+        )
+        return [(int(f), int(u), int(m)) for f, u, m in cur.fetchall()]
+
+
 @transaction.atomic
 def flags_store(
     *,
@@ -138,23 +155,20 @@ def flags_store(
     _check_folder(account, folder)
     values, keywords = flag_fields(flags)
     result = FlagsResult()
-    # Every standing of the named messages, in this folder and in others, in one query.
-    with connection.cursor() as cur:
-        cur.execute(
-            """
-            SELECT o.folder_id, o.uid, o.message_id FROM mailcore_folderentry e
-            JOIN mailcore_folderentry o ON o.message_id = e.message_id
-            WHERE e.folder_id = %s AND e.uid = ANY(%s) AND o.folder_id <> e.folder_id
-            UNION ALL
-            (SELECT folder_id, 0, 0 FROM mailcore_folderentry WHERE folder_id = %s AND uid = ANY(%s) LIMIT 1)
-            """,
-            [folder.pk, list(uids), folder.pk, list(uids)],
-        )
-        rows = cur.fetchall()
-    if not rows:
-        return result
+    # Every standing of the named messages, in this folder and in others, read again once their
+    # folders are locked: a move or label committed in between (it locks the folders it changes)
+    # would otherwise leave a folder without its MODSEQ bump and with a wrong unseen count.
+    locked: set[int] = set()
+    while True:
+        rows = _standings(folder, uids)
+        if not rows:
+            return result
+        missing = {f for f, _, _ in rows} - locked
+        if not missing:
+            break
+        _lock_folders(missing)
+        locked |= missing
     others = [(f, u, m) for f, u, m in rows if f != folder.pk]
-    _lock_folders([folder.pk, *[f for f, _, _ in others]])
     # Read under the folder lock: the flags we change from are the committed ones.
     entries = list(_lean_entries(folder, uids))
     changed_messages: dict[int, tuple[Message, bool]] = {}
@@ -295,6 +309,10 @@ def message_move(*, account: Account, source: Folder, uids: Sequence[int], targe
 def label_add(*, account: Account, message_ids: Sequence[int], folder: Folder) -> list[int]:
     """Put messages into another folder as well (a label): same Message, shared flags."""
     _check_folder(account, folder)
+    # The folders the messages stand in, with the new one, before their flags are read: flags_store
+    # locks them too, so the unseen count given here is the one it leaves (and it sees this entry).
+    _lock_folders([folder.pk, *FolderEntry.objects.filter(
+        folder__account=account, message_id__in=list(message_ids)).values_list("folder_id", flat=True)])
     messages = list(
         Message.objects.filter(account=account, pk__in=list(message_ids)).exclude(entries__folder=folder).order_by("pk")
     )
