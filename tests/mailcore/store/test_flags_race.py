@@ -63,3 +63,48 @@ def test_seen_set_while_the_message_moves_between_its_other_folders_reaches_the_
         assert folder.unseen_count == unseen, folder.name
     [entry] = FolderEntry.objects.filter(folder=later)
     assert entry.modseq == later.highest_modseq  # the flag change is visible to CONDSTORE there
+
+
+def test_label_added_while_seen_is_being_set_counts_the_flag_that_commits(alice) -> None:
+    inbox = Folder.objects.get(account=alice, special_use=Folder.SpecialUse.INBOX)
+    later = store.folder_create(account=alice, name="Later")
+    store.message_deliver(raw=make_message(), recipients=[store.recipient_resolve("alice@a.test")])
+    message = Message.objects.get(account=alice)
+    marked, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    def mark_seen() -> None:
+        try:
+            with transaction.atomic():
+                store.flags_store(account=alice, folder=inbox, uids=[1], mode="add", flags=["\\Seen"])
+                marked.set()
+                release.wait(20)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    def label() -> None:
+        try:
+            store.label_add(account=alice, message_ids=[message.pk], folder=later)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    marker, labeller = threading.Thread(target=mark_seen), threading.Thread(target=label)
+    marker.start()
+    try:
+        assert marked.wait(20), errors
+        labeller.start()
+        deadline = time.monotonic() + 5
+        while labeller.is_alive() and _waiting_on_locks() < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        release.set()
+    marker.join(30)
+    labeller.join(30)
+    assert errors == []
+    for folder in (inbox, later):
+        folder.refresh_from_db()
+        assert folder.unseen_count == FolderEntry.objects.filter(folder=folder, message__seen=False).count(), folder.name
