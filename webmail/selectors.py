@@ -218,6 +218,18 @@ def message_for_user(account: Account, message_id: int) -> Message:
         raise Http404("no such message") from None
 
 
+def draft_for_user(account: Account, message_id: int) -> Message:
+    """A message of ``account`` that may be resumed in the editor: flagged \\Draft or standing
+    in a Drafts folder. Received mail is never a draft, whatever X-Draft-* fields it carries."""
+    drafts = Message.objects.filter(
+        Q(draft=True) | Q(entries__folder__special_use=Folder.SpecialUse.DRAFTS), pk=message_id, account=account
+    ).values("pk")
+    try:
+        return Message.objects.select_related("blob").get(pk__in=drafts)
+    except Message.DoesNotExist:
+        raise Http404("no such draft") from None
+
+
 def thread_for_user(account: Account, message: Message, *, whole: bool = True) -> list[Message]:
     """Every message of the conversation, in every folder, oldest first, with their folders
     (only ``message`` itself when not ``whole``)."""

@@ -313,8 +313,10 @@ async def start_listener(host: str, port: int, *, implicit_tls: bool = False, li
 
 
 def listen_ports() -> list[tuple[str, int]]:
-    """(listener name, port) of the listeners :func:`serve` opens, for the supervisor."""
-    return [("imap", int(settings.IMAP_PORT)), ("imaps", int(settings.IMAPS_PORT))]
+    """(listener name, port) of the listeners :func:`serve` opens, for the supervisor; a port of 0
+    means that listener is disabled (as for SMTP), never "any free port"."""
+    ports = [("imap", int(settings.IMAP_PORT)), ("imaps", int(settings.IMAPS_PORT))]
+    return [(name, port) for name, port in ports if port != 0]
 
 
 async def serve(stack: contextlib.AsyncExitStack) -> list[str]:

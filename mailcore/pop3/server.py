@@ -257,8 +257,10 @@ class Pop3Service:
 
 
 def listen_ports() -> list[tuple[str, int]]:
-    """(listener name, port) of the listeners :func:`serve` opens, for the supervisor."""
-    return [("pop3", int(settings.POP3_PORT)), ("pop3s", int(settings.POP3S_PORT))]
+    """(listener name, port) of the listeners :func:`serve` opens, for the supervisor; a port of 0
+    means that listener is disabled (as for SMTP), never "any free port"."""
+    ports = [("pop3", int(settings.POP3_PORT)), ("pop3s", int(settings.POP3S_PORT))]
+    return [(name, port) for name, port in ports if port != 0]
 
 
 async def serve(stack: contextlib.AsyncExitStack) -> list[str]:

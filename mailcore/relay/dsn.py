@@ -24,6 +24,7 @@ from django.utils import timezone
 from mailcore.models import OutboundMessage, OutboundRecipient
 from mailcore.smtp.dsn import notify_keywords, orcpt_decoded, xtext_decode
 
+from .encoding import has_8bit
 from .schedule import RetryPolicy, give_up_at
 
 log = logging.getLogger("mailcore.relay.dsn")
@@ -179,7 +180,11 @@ def dsn_build(
         + CRLF.join(human) + CRLF
     )
     status_part = f"--{boundary}{CRLF}Content-Type: message/delivery-status{CRLF}{CRLF}" + status_body
-    third_head = f"--{boundary}{CRLF}Content-Type: {third_type}{CRLF}{CRLF}"
+    # RFC 2045 §6.1: no Content-Transfer-Encoding means 7bit. An 8-bit original must say 8bit
+    # (RFC 2046 §5.2.1 allows it for message/rfc822) so the relay sends the report with
+    # BODY=8BITMIME, or re-encodes it for a hop without 8BITMIME (encoding.body_to_7bit).
+    third_cte = f"Content-Transfer-Encoding: 8bit{CRLF}" if has_8bit(third_body) else ""
+    third_head = f"--{boundary}{CRLF}Content-Type: {third_type}{CRLF}{third_cte}{CRLF}"
     text = preamble + CRLF + human_part + CRLF + status_part + CRLF + third_head
     return text.encode("utf-8") + third_body.rstrip(b"\r\n") + f"{CRLF}{CRLF}--{boundary}--{CRLF}".encode()
 

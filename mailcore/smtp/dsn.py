@@ -34,6 +34,16 @@ def xtext_encode(text: str) -> str:
     return "".join(ch if "!" <= ch <= "~" and ch not in "+=" else f"+{ord(ch):02X}" for ch in text)
 
 
+def orcpt_for(address: str) -> str:
+    """The ORCPT synthesised for mail forwarded from ``address`` (an alias), or "" when none can
+    be given: RFC 3461 xtext carries only US-ASCII and the value is at most MAX_ORCPT characters;
+    ORCPT is optional, so an address that does not fit goes without one rather than failing."""
+    if not address.isascii():
+        return ""
+    value = f"rfc822;{xtext_encode(address)}"
+    return value if len(value) <= MAX_ORCPT else ""
+
+
 def _xtext_checked(value: str, what: str) -> str:
     """The canonical xtext (upper-case hex) of a well-formed value whose decoded text is printable."""
     if not _XTEXT.match(value):

@@ -31,7 +31,7 @@ from mailcore.store import (
 from mailcore.store.errors import QuotaExceeded
 
 from . import replies
-from .dsn import RcptDsn, notify_keywords, xtext_encode
+from .dsn import RcptDsn, notify_keywords, orcpt_for
 from .parser import is_relay_spelling
 
 
@@ -198,7 +198,7 @@ def message_accept(
                 original = forward_of.get(address, address) if address not in remote else address
                 params = dsn.of(original)
                 notify[address] = params.notify
-                orcpt[address] = params.orcpt or (f"rfc822;{xtext_encode(original)}" if original != address else "")
+                orcpt[address] = params.orcpt or (orcpt_for(original) if original != address else "")
             stored.outbound_id, queued = _enqueue(
                 raw=relay_raw, mail_from=mail_from, recipients=outbound, account=account, smtputf8=smtputf8,
                 dsn_ret=dsn.ret, dsn_envid=dsn.envid, notify=notify, orcpt=orcpt,

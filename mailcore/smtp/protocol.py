@@ -164,6 +164,7 @@ class MailSMTP(SMTP):
         self._last_touch = 0.0
         self.storing = False  # a complete message is being stored; shutdown waits for its reply
         self._data_too_big = False
+        self.close_after_reply = False  # shutdown: 421 and close once the message's reply is out
         self._auth_methods = {}
 
     # --- session objects ------------------------------------------------------------------
@@ -209,17 +210,25 @@ class MailSMTP(SMTP):
                 self.mail_session.peer = source  # type: ignore[assignment]
             self._reset_timeout()
         # Looked up while the client greets us; awaited only when a message needs its Received:.
-        self.mail_session.rdns = self.loop.create_task(
+        # Cancelled with the connection: under a flood of short connections the lookups would
+        # otherwise pile up for their whole budget each.
+        rdns = self.mail_session.rdns = self.loop.create_task(
             reverse_name(self.mail_session.client_ip, timeout=self.limits.rdns_timeout)
         )
-        if self.role is Role.SUBMISSIONS:
-            try:
-                await self._tls_upgrade(keep_buffered=True)
-            except (TLSSetupException, ConnectionError, OSError) as exc:
-                log.info("implicit TLS handshake failed: %s", exc)
-                self._close()
-                return
-        await super()._handle_client()
+        try:
+            if self.role is Role.SUBMISSIONS:
+                try:
+                    await self._tls_upgrade(keep_buffered=True)
+                except (TLSSetupException, ConnectionError, OSError) as exc:
+                    log.info("implicit TLS handshake failed: %s", exc)
+                    self._close()
+                    return
+            await super()._handle_client()
+        finally:
+            if not rdns.done():
+                rdns.cancel()
+                # Collected, not left to be destroyed pending; its own cancellation is no error here.
+                await asyncio.gather(rdns, return_exceptions=True)
 
     async def _tls_upgrade(self, *, keep_buffered: bool) -> None:
         """Put TLS under this protocol (aiosmtpd's STARTTLS dance, reusable for port 465)."""
@@ -691,10 +700,16 @@ class MailSMTP(SMTP):
             await self.push(status)
         finally:
             self.storing = False
+            if self.close_after_reply:
+                self.shut_down(graceful=True)
 
-    def shut_down(self) -> None:
-        """Server shutdown: tell the client (RFC 5321 §3.8) and drop the connection."""
+    def shut_down(self, *, graceful: bool = False) -> None:
+        """Server shutdown: tell the client (RFC 5321 §3.8) and drop the connection (``graceful``:
+        after what is written, such as a message's 250, has gone out)."""
         if self.transport is not None and not self.counters.closing:
             with contextlib.suppress(Exception):
                 self._writer.write(replies.SHUTTING_DOWN.encode("ascii") + CRLF)
-        self.abort()
+        if graceful:
+            self._close()
+        else:
+            self.abort()

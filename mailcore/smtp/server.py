@@ -24,7 +24,11 @@ from .dmarc import organizational_domain
 from .handler import DEFAULT_DB_THREADS, MailHandler, executor_close
 from .protocol import Limits, MailSMTP, Role
 
+log = logging.getLogger("mailcore.smtp.server")
+
 STOP_GRACE = 20.0  # seconds a message being stored at shutdown may take to get its reply
+# ...and how much longer one still being stored then is waited for (its commit cannot be stopped).
+STORE_LIMIT = 300.0
 
 
 def limits_from_settings(**overrides: object) -> Limits:
@@ -94,14 +98,31 @@ async def listener_start(
     )
 
 
-async def listener_stop(listener: Listener, *, grace: float = STOP_GRACE) -> None:
+async def listener_stop(listener: Listener, *, grace: float = STOP_GRACE, store_limit: float = STORE_LIMIT) -> None:
     """Stop accepting; let messages being stored get their reply (up to ``grace`` seconds), then
-    close every connection with 421 (a client retries what it did not get a 250 for)."""
+    close every connection with 421 (a client retries what it did not get a 250 for).
+
+    A message still being stored when the grace ends is waited for (up to ``store_limit``): its
+    transaction runs in a database thread and commits whatever becomes of the connection, so
+    dropping the connection first would make the client resend a message we kept (a duplicate).
+    Its connection closes with 421 right after its reply."""
+    loop = asyncio.get_running_loop()
     listener.server.close()
-    deadline = asyncio.get_running_loop().time() + grace
-    while any(p.storing for p in listener.connections) and asyncio.get_running_loop().time() < deadline:
+    deadline = loop.time() + grace
+    while any(p.storing for p in listener.connections) and loop.time() < deadline:
         await asyncio.sleep(0.05)
     for protocol in list(listener.connections):
+        if protocol.storing:
+            protocol.close_after_reply = True
+        else:
+            protocol.shut_down()
+    deadline = loop.time() + store_limit
+    while any(p.storing for p in listener.connections) and loop.time() < deadline:
+        await asyncio.sleep(0.05)
+    for protocol in list(listener.connections):
+        if protocol.storing:
+            log.warning("%r: message still being stored after %.0f s at shutdown; connection dropped",
+                        protocol.session and protocol.session.peer, grace + store_limit)
         protocol.shut_down()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(listener.server.wait_closed(), 5)

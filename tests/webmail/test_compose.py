@@ -188,3 +188,15 @@ def test_a_hostile_message_resumed_as_a_draft_cannot_script_the_compose_page(ali
     page = alice_client.get(f"/compose/?draft={appended.message_id}").content.decode()
     editor = page.split('id="rich-editor"', 1)[1].split("</div>", 1)[0]
     assert "onerror" not in editor and "<script" not in editor and "<img" not in editor
+
+
+def test_received_mail_is_not_resumable_as_a_draft(alice_client: Client, alice: Account, deliver: Deliver) -> None:
+    raw = (b"From: mallory@evil.example\r\nTo: alice@a.test\r\nSubject: trap\r\n"
+           b"X-Draft-Bcc: mallory@evil.example\r\nX-Draft-Quote: 1 forward\r\n\r\nhello\r\n")
+    received = deliver(raw=raw)
+    response = alice_client.get(f"/compose/?draft={received.pk}")
+    assert response.status_code == 404
+    assert "mallory@evil.example" not in response.content.decode()
+    # A draft is resumable whether it is flagged \Draft or merely stands in Drafts.
+    saved = alice_client.post("/compose/draft/", {"to": "bob@b.test", "subject": "mine", "body": "b"}).json()
+    assert alice_client.get(f"/compose/?draft={saved['draft']}").status_code == 200

@@ -180,7 +180,7 @@ def _initial_for(account: Account, request: HttpRequest) -> dict[str, Any]:
     for key in ("reply", "forward", "draft"):
         value = get.get(key, "")
         if value.isdigit():
-            original = selectors.message_for_user(account, int(value))
+            original = (selectors.draft_for_user if key == "draft" else selectors.message_for_user)(account, int(value))
             break
     else:
         return {"body": signature, "to": get.get("to", "")}

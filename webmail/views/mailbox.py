@@ -172,8 +172,13 @@ def folder_action(request: HttpRequest, folder_id: int) -> HttpResponse:
     note = "Nothing selected."
     uids = selectors.entries_for_selection(account, folder, message_ids=ids, thread_ids=threads)
     if uids:
-        with transaction.atomic():
-            note = action(account, folder, uids, target)
+        try:
+            with transaction.atomic():
+                note = action(account, folder, uids, target)
+        except store.FolderNotFound:
+            # Deleted (or left as a \Noselect placeholder) since it was looked up: nothing moved.
+            return HttpResponse("That folder no longer exists or holds no messages; nothing was changed.",
+                                status=404)
     back = request.POST.get("back", "")
     # From a conversation page: a star shows there again; marking unread goes back to the list
     # (showing the message would mark it read again), as do the actions that move it away.

@@ -743,7 +743,7 @@ def test_serve_opens_pop3_and_pop3s_on_mail_bind_for_runmail(settings) -> None: 
 
     from mailcore.pop3.server import serve
 
-    settings.MAIL_BIND, settings.POP3_PORT, settings.POP3S_PORT = "127.0.0.1", 0, 0
+    settings.MAIL_BIND, settings.POP3_PORT, settings.POP3S_PORT = "127.0.0.1", free_port(), free_port()
 
     async def main() -> list[bytes]:
         greetings = []
@@ -789,3 +789,27 @@ def test_ipv6_loopback_client_counts_as_loopback(pop3: RunningPop3, alice: Accou
         assert client.pass_(PASSWORD).startswith(b"+OK")
     finally:
         client.quit()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_skips_a_pop3_listener_whose_port_is_zero(settings) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import contextlib
+
+    from mailcore.pop3.server import listen_ports, serve
+
+    settings.MAIL_BIND, settings.POP3_PORT, settings.POP3S_PORT = "127.0.0.1", 0, free_port()
+    assert listen_ports() == [("pop3s", settings.POP3S_PORT)]
+
+    async def main() -> list[str]:
+        async with contextlib.AsyncExitStack() as stack:
+            return await serve(stack)
+
+    assert asyncio.run(main()) == [f"pop3s listening on 127.0.0.1:{settings.POP3S_PORT} (implicit TLS)"]
+    settings.POP3S_PORT = 0
+    assert listen_ports() == [] and asyncio.run(main()) == []

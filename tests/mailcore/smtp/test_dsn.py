@@ -372,3 +372,74 @@ def test_crossing_submissions_with_success_reports_do_not_deadlock(alice, bob) -
         thread.join(30)
     assert errors == []
     assert len(reports(alice, "Successful Mail Delivery")) == len(reports(bob, "Successful Mail Delivery")) == 1
+
+
+def test_alias_forward_from_a_utf8_alias_gets_no_orcpt_rather_than_invalid_xtext(mx, alice, sink: SmtpSink) -> None:  # noqa: F811
+    from mailcore.store import alias_create
+
+    alias_create(address="jürgen@a.test", destinations=[CAROL])
+    sink.behaviour.dsn = True
+    client = connect(mx)
+    refused = client.sendmail("dave@example.org", ["jürgen@a.test"], make_message(to="alice@a.test"),
+                              ["SMTPUTF8"], ["NOTIFY=FAILURE"])
+    client.close()
+    assert refused == {}
+    row = OutboundRecipient.objects.get(message__mail_from="dave@example.org")
+    assert (row.address, row.notify, row.orcpt) == (CAROL, "FAILURE", "")
+    # What would have been sent is refused by a strict next hop (ours among them).
+    with pytest.raises(DsnParamError):
+        rcpt_dsn_params({"ORCPT": "rfc822;j" + xtext_encode("ü") + "rgen@a.test"})
+
+
+def test_synthesised_orcpt_is_bounded_to_500_characters() -> None:
+    from mailcore.smtp.dsn import MAX_ORCPT, orcpt_for
+
+    longest = "=" * 64 + "@" + ".".join(["a" * 63] * 3 + ["b" * 61])  # 64-octet local part, 253-octet domain
+    assert orcpt_for(longest).startswith("rfc822;+3D") and len(orcpt_for(longest)) <= MAX_ORCPT
+    assert orcpt_for("=" * 200 + "@a.test") == ""
+    assert orcpt_for("jürgen@a.test") == ""
+    assert rcpt_dsn_params({"ORCPT": orcpt_for(longest)}).orcpt == orcpt_for(longest)
+
+
+def _submit_8bit(listener, recipients: list[str]) -> None:
+    client = connect_submission(listener, "alice@a.test", PASSWORD)
+    try:
+        message = make_message(subject="Greetings", sender="alice@a.test", to=recipients[0], body="Schöne Grüße\r\n")
+        assert client.sendmail("alice@a.test", recipients, message, ["RET=FULL", "BODY=8BITMIME"], ["NOTIFY=FAILURE"]) == {}
+    finally:
+        client.close()
+
+
+def test_ret_full_report_of_an_8bit_original_declares_8bit(submission, alice, sink: SmtpSink) -> None:  # noqa: F811
+    sink.behaviour.rcpt_replies[CAROL] = "550 5.1.1 no such user"
+    _submit_8bit(submission, [CAROL])
+    relay_run()
+    [report] = reports(alice, "Undelivered")
+    original = report.get_payload()[2]
+    assert original.get_content_type() == "message/rfc822"
+    assert original["Content-Transfer-Encoding"] == "8bit"
+    assert "Schöne Grüße".encode() in bytes(Message.objects.get(account=alice).blob.data)
+
+
+def test_ret_full_report_to_a_remote_sender_is_downgraded_for_a_hop_without_8bitmime(mx, alice, sink: SmtpSink) -> None:  # noqa: F811
+    from mailcore.store import alias_create
+
+    # dave@remote.test's message to an alias forwarding to carol fails there; the report goes back
+    # to dave through the sink, which does not offer 8BITMIME.
+    alias_create(address="team@a.test", destinations=[CAROL])
+    sink.behaviour.rcpt_replies[CAROL] = "550 5.1.1 no such user"
+    dave = f"dave@{REMOTE}"
+    client = connect(mx)
+    message = make_message(subject="Greetings", sender=dave, to="team@a.test", body="Schöne Grüße\r\n")
+    assert client.sendmail(dave, ["team@a.test"], message, ["RET=FULL", "BODY=8BITMIME"], ["NOTIFY=FAILURE"]) == {}
+    client.close()
+    sink.behaviour.eight_bit = False
+    relay_run()  # carol refused: the report is queued
+    relay_run()  # the report goes
+    [received] = sink.messages_to(dave)
+    assert received.data.isascii() and "BODY=8BITMIME" not in received.mail_options
+    report = email.message_from_bytes(received.data, policy=compat32)
+    original = report.get_payload()[2]
+    assert original.get_content_type() == "message/rfc822" and original["Content-Transfer-Encoding"] == "7bit"
+    inner = original.get_payload()[0]
+    assert inner.get_payload(decode=True).decode("utf-8") == "Schöne Grüße\r\n"

@@ -4,6 +4,7 @@ else "unknown"; a silent or failing DNS costs a bounded wait and never a message
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -109,3 +110,22 @@ def test_ipv4_mapped_ipv6_peer_is_looked_up_as_ipv4(dns_zone: DnsZone, settings)
     dns_zone.add("mapped.example", "A", "192.0.2.9")
     assert asyncio.run(reverse_name("::ffff:192.0.2.9", timeout=2)) == "mapped.example"
     assert asyncio.run(reverse_name("not an address", timeout=2)) is None
+
+
+def test_lookups_of_closed_connections_are_cancelled(smtp_servers, start_server: StartServer, alice, dns_zone) -> None:
+    # A connection flood against a silent reverse zone: each lookup would otherwise outlive its
+    # connection for its whole budget (and be destroyed pending if the loop stops meanwhile).
+    dns_zone.silent.add("1.0.0.127.in-addr.arpa")
+    mx = start_server(Role.MX, rdns_timeout=60)
+    for _ in range(20):
+        client = RawClient(mx)
+        client.command(b"QUIT")
+        client.sock.close()
+
+    async def lookups() -> int:
+        return sum(1 for t in asyncio.all_tasks() if getattr(t.get_coro(), "__name__", "") == "reverse_name")
+
+    deadline = time.monotonic() + 5
+    while (pending := asyncio.run_coroutine_threadsafe(lookups(), smtp_servers.loop).result(5)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pending == 0
