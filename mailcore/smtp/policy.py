@@ -12,7 +12,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from mailcore.addresses import AddressError, normalize_address
@@ -29,6 +29,7 @@ from mailcore.store import (
     recipient_resolve,
 )
 from mailcore.store.errors import QuotaExceeded
+from mailcore.store.locks import lock_accounts
 
 from . import replies
 from .dsn import RcptDsn, notify_keywords, orcpt_for
@@ -145,9 +146,7 @@ def _lock_accounts_for_reports(*, local: Sequence[Resolution], mail_from: str, d
     sender = recipient_resolve(mail_from)
     if sender.kind is not RecipientKind.LOCAL or not sender.account_ids:
         return
-    ids = sorted({a for r in local for a in r.account_ids} | set(sender.account_ids))
-    with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
+    lock_accounts({a for r in local for a in r.account_ids} | set(sender.account_ids))
 
 
 def message_accept(

@@ -25,6 +25,7 @@ from mailcore.mime import ParsedMessage, parse_message
 from mailcore.models import Message
 
 from .errors import FolderNotFound
+from .locks import lock_accounts, lock_folders
 from .sql import fetch_all
 from .threads import thread_lookup
 
@@ -105,9 +106,9 @@ def reserve_quota(amounts: dict[int, int], *, enforce: bool = True) -> tuple[lis
         return [], []
     sizes = [amounts[i] for i in ids]
     condition = "AND (a.quota_bytes = 0 OR a.used_bytes + d.n <= a.quota_bytes)" if enforce else ""
+    if len(ids) > 1:  # one row needs no ordering: the UPDATE locks it
+        lock_accounts(ids)
     with connection.cursor() as cur:
-        if len(ids) > 1:  # one row needs no ordering: the UPDATE locks it
-            cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [ids])
         cur.execute(
             f"""
             UPDATE mailcore_account a SET used_bytes = a.used_bytes + d.n
@@ -267,19 +268,6 @@ def _store_sql(*, enforce_quota: bool, threads_sql: str) -> str:
     """  # noqa: S608
 
 
-def _lock_accounts(account_ids: Sequence[int]) -> None:
-    """Lock several accounts in id order first, so concurrent writers cannot deadlock."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [sorted(account_ids)])
-
-
-def _lock_folders(folder_ids: Sequence[int]) -> None:
-    """Lock several folders in id order first, so concurrent writers cannot deadlock."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE",
-                    [sorted(folder_ids)])
-
-
 def store_copies(
     *,
     raw: bytes,
@@ -304,9 +292,9 @@ def store_copies(
     account_ids = sorted(amounts)
     folder_ids = sorted({t.folder_id for t in ordered})
     if len(account_ids) > 1:  # one row needs no ordering: the UPDATE locks it
-        _lock_accounts(account_ids)
+        lock_accounts(account_ids)
     if len(folder_ids) > 1:
-        _lock_folders(folder_ids)
+        lock_folders(folder_ids)
 
     message_id_header = parsed.message_id[:MAX_KEY_TEXT]
     thread_subject = parsed.thread_subject[:MAX_KEY_TEXT]

@@ -15,6 +15,7 @@ from mailcore.events import mail_changed, publish_on_commit
 from mailcore.models import Account, Folder, FolderChange, FolderEntry, Subscription
 
 from .errors import FolderError, FolderExists, FolderHasChildren, FolderNotFound
+from .locks import lock_accounts
 from .messages import folder_expunge, message_move
 
 MAX_NAME_LENGTH = 900
@@ -56,13 +57,6 @@ def _next_uidvalidity() -> int:
         row = cur.fetchone()
     assert row is not None
     return int(row[0])
-
-
-def _lock_account(account: Account) -> None:
-    """Folder-tree changes of one account run one at a time (and before any folder lock, the
-    order every writer of the store keeps: account, then folders)."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_account WHERE id = %s FOR NO KEY UPDATE", [account.pk])
 
 
 def _create_one(account: Account, name: str, special_use: str = "", *, noselect: bool = False) -> Folder:
@@ -119,7 +113,7 @@ def folder_create(*, account: Account, name: str, special_use: str = "", subscri
         raise FolderExists("INBOX always exists")
     if special_use and special_use not in Folder.SpecialUse.values:
         raise FolderError(f"{special_use} is not a special use this server knows")
-    _lock_account(account)
+    lock_accounts([account.pk])  # folder-tree changes of one account run one at a time
     existing = Folder.objects.filter(account=account, name=name).first()
     if existing is not None and not existing.noselect:
         raise FolderExists(f"a folder named {name} already exists")
@@ -156,7 +150,7 @@ def folder_rename(*, account: Account, folder: Folder, new_name: str) -> Folder:
         raise FolderExists("the folder already has that name")
     if new_name == Folder.INBOX:
         raise FolderExists("INBOX always exists")
-    _lock_account(account)
+    lock_accounts([account.pk])  # folder-tree changes of one account run one at a time
     current = Folder.objects.filter(account=account, pk=folder.pk).first()
     if current is None:
         raise FolderNotFound("no such folder")
@@ -211,7 +205,7 @@ def folder_delete(*, account: Account, folder: Folder, recursive: bool = False) 
         raise FolderNotFound("no such folder")
     if folder.is_inbox:
         raise FolderError("INBOX cannot be deleted")
-    _lock_account(account)
+    lock_accounts([account.pk])  # folder-tree changes of one account run one at a time
     current = Folder.objects.filter(account=account, pk=folder.pk).first()
     if current is None:
         raise FolderNotFound("no such folder")

@@ -27,26 +27,11 @@ from .copies import (
     store_copies,
 )
 from .errors import MessageTooLarge, QuotaExceeded, StoreError
+from .locks import lock_accounts, lock_folders
 from .sql import fetch_all
 
 FlagMode = Literal["set", "add", "remove"]
 _FLAG_NAMES = ("seen", "answered", "flagged", "deleted", "draft")
-
-
-def _lock_account(account_id: int) -> None:
-    """Every writer that changes where an account's messages stand (append and delivery through
-    the quota update, copy, move, label, expunge, flags) holds the account row first, then the
-    folders in id order: one order, so no deadlock, and what a writer read after taking the
-    account lock stays true until it commits. NO KEY UPDATE leaves foreign-key checks free."""
-    with connection.cursor() as cur:
-        cur.execute("SELECT id FROM mailcore_account WHERE id = %s FOR NO KEY UPDATE", [account_id])
-
-
-def _lock_folders(folder_ids: Iterable[int]) -> None:
-    ids = sorted(set(folder_ids))
-    if ids:
-        with connection.cursor() as cur:
-            cur.execute("SELECT id FROM mailcore_folder WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", [ids])
 
 
 # What the store's writers read of a message: never the parsed text, which can be large.
@@ -196,7 +181,7 @@ def flags_store(
     result = FlagsResult()
     uid_list = list(uids)
     # Under the account lock no standing of these messages can come or go until commit.
-    _lock_account(account.pk)
+    lock_accounts([account.pk])
     if not fetch_all(_FLAGS_LOCK_SQL, [folder.pk, uid_list]):
         return result
     rows = fetch_all(_FLAGS_READ_SQL, [folder.pk, uid_list])
@@ -248,8 +233,8 @@ def message_copy(*, account: Account, source: Folder, uids: Sequence[int], targe
     _check_folder(account, source)
     _check_folder(account, target)
     # Locked before reading: an entry expunged meanwhile would be counted but not copied.
-    _lock_account(account.pk)
-    _lock_folders([source.pk, target.pk])
+    lock_accounts([account.pk])
+    lock_folders([source.pk, target.pk])
     entries = list(_lean_entries(source, uids))
     if not entries:
         return []
@@ -302,8 +287,8 @@ def message_move(*, account: Account, source: Folder, uids: Sequence[int], targe
         # Every entry would count as "already there" and then be removed: the messages would
         # be left standing nowhere.
         raise StoreError("messages cannot be moved into the folder they are in")
-    _lock_account(account.pk)
-    _lock_folders([source.pk, target.pk])
+    lock_accounts([account.pk])
+    lock_folders([source.pk, target.pk])
     entries = list(_lean_entries(source, uids))
     if not entries:
         return []
@@ -332,8 +317,8 @@ def message_move(*, account: Account, source: Folder, uids: Sequence[int], targe
 def label_add(*, account: Account, message_ids: Sequence[int], folder: Folder) -> list[int]:
     """Put messages into another folder as well (a label): same Message, shared flags."""
     _check_folder(account, folder)
-    _lock_account(account.pk)
-    _lock_folders([folder.pk])
+    lock_accounts([account.pk])
+    lock_folders([folder.pk])
     messages = list(
         Message.objects.filter(account=account, pk__in=list(message_ids)).exclude(entries__folder=folder).order_by("pk")
     )
@@ -403,8 +388,8 @@ def folder_expunge(
     _check_folder(account, folder)
     # The account row first, then the folder: the order of APPEND and delivery (quota, then
     # UIDs), since releasing messages here updates the account's quota after the folder lock.
-    _lock_account(account.pk)
-    _lock_folders([folder.pk])
+    lock_accounts([account.pk])
+    lock_folders([folder.pk])
     rows = fetch_all(_EXPUNGE_SQL, [folder.pk, uids is None, list(uids or ()), only_deleted, folder.pk, folder.pk,
                                     account.pk, account.pk])
     gone = sorted(int(uid) for uid, _, _ in rows if uid is not None)
