@@ -6,6 +6,15 @@ this job (run by Celery beat every couple of seconds, see ``SEARCH_INDEX_INTERVA
 the vectors from the stored columns in batches, as Dovecot's indexer does after delivery. A
 partial index keeps finding the pending rows cheap; ``SKIP LOCKED`` lets several workers share
 the backlog. The IMAP SEARCH text keys do not depend on it (they read ``search_text``).
+
+Locks: only the batch's message rows, ``FOR NO KEY UPDATE SKIP LOCKED``, the weakest lock that
+still keeps two workers off the same rows (it conflicts with itself). ``FOR UPDATE`` would also
+conflict with the foreign-key share lock that filing an entry for an existing message takes
+(move, label), making those writers wait for the whole batch while they hold their account lock,
+and deliveries to that account behind them. The job takes no account or folder lock: it changes
+no count, quota or standing (see ``locks.py``), and as it never waits for a row it cannot be
+part of a lock cycle. A flag change on a message of the batch still waits for the batch to
+commit (two UPDATEs of one row always do): one batch, not the backlog.
 """
 
 from __future__ import annotations
@@ -39,12 +48,12 @@ _VECTOR_SQL = """
 _INDEX_SQL = f"""
     WITH pending AS (
         SELECT id FROM mailcore_message WHERE search_vector IS NULL
-        ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
+        ORDER BY id LIMIT %s FOR NO KEY UPDATE SKIP LOCKED
     )
     UPDATE mailcore_message m SET search_vector = {_VECTOR_SQL}
     FROM pending WHERE m.id = pending.id
 """  # noqa: S608 (constant SQL)
-_PENDING_SQL = "SELECT id FROM mailcore_message WHERE search_vector IS NULL ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED"
+_PENDING_SQL = "SELECT id FROM mailcore_message WHERE search_vector IS NULL ORDER BY id LIMIT %s FOR NO KEY UPDATE SKIP LOCKED"
 _ONE_SQL = f"UPDATE mailcore_message m SET search_vector = {_VECTOR_SQL} WHERE m.id = %s"  # noqa: S608
 _EMPTY_SQL = "UPDATE mailcore_message SET search_vector = ''::tsvector WHERE id = %s"
 
