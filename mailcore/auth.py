@@ -2,7 +2,8 @@
 
 Failures are counted in Redis per client address and per account over a sliding window, so
 every mail process and the web see the same counts. Past the limit a login is refused without
-even checking the password (and the protocol says so with its own reply).
+even checking the password (and the protocol says so with its own reply). Without Redis each
+process counts on its own (:class:`LoginThrottle`): the throttle never fails open.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from django.http import HttpRequest
 
 from mailcore.addresses import AddressError, normalize_address
 from mailcore.models import Account
-from mailcore.redis_client import shared_redis
+from mailcore.redis_client import redis_available, redis_failed, shared_redis
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,11 @@ class AddressBackend(ModelBackend):
     """Django authentication backend: ``username`` is the full address, in any case or IDN form."""
 
     def authenticate(  # type: ignore[override]
-        self, request: HttpRequest | None, username: str | None = None, password: str | None = None, **kwargs: Any
+        self,
+        request: HttpRequest | None,
+        username: str | None = None,
+        password: str | None = None,
+        **kwargs: Any,
     ) -> Account | None:
         if username is None:
             username = kwargs.get(Account.USERNAME_FIELD)
@@ -59,7 +64,9 @@ _VERIFIED_TTL = 300.0
 
 
 def _verified_key(account: Account, password: str) -> tuple[int, str]:
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"{account.password}\0{password}".encode(), hashlib.sha256)
+    digest = hmac.new(
+        settings.SECRET_KEY.encode(), f"{account.password}\0{password}".encode(), hashlib.sha256
+    )
     return account.pk, digest.hexdigest()
 
 
@@ -92,10 +99,63 @@ def authenticate_mail(address: str, password: str) -> Account | None:
     return account if check_mail_password(account, password) else None
 
 
-class LoginThrottle:
-    """Counts failed logins per client address and per account in Redis."""
+class _LocalCounts:
+    """This process's own failure counts, used while Redis cannot be reached.
 
-    def __init__(self, *, limit: int | None = None, window: int | None = None, prefix: str = "authfail") -> None:
+    Same rule as the Redis keys: each failure adds one and restarts the key's window. Bounded:
+    past ``MAX_KEYS`` the expired keys go, then the ones whose last failure is oldest.
+    """
+
+    MAX_KEYS = 100_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, tuple[int, float]] = {}  # key -> (count, expires at, monotonic)
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            count, expires = self._counts.get(key, (0, 0.0))
+            return count if expires > time.monotonic() else 0
+
+    def incr(self, key: str, window: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            count, expires = self._counts.get(key, (0, 0.0))
+            self._counts[key] = ((count if expires > now else 0) + 1, now + window)
+            if len(self._counts) > self.MAX_KEYS:
+                self._prune(now)
+
+    def delete(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._counts.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
+
+    def _prune(self, now: float) -> None:
+        self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+        if len(self._counts) > self.MAX_KEYS:
+            keep = sorted(self._counts.items(), key=lambda item: item[1][1])[-self.MAX_KEYS // 2 :]
+            self._counts = dict(keep)
+
+
+class LoginThrottle:
+    """Counts failed logins per client address and per account in Redis.
+
+    Fails safe: while Redis cannot be reached (and for ``redis_client.BACKOFF`` seconds after
+    each error, so an outage costs one timeout, not one per login) failures are counted in this
+    process instead, with the same limit and window, and a login is refused when either count
+    is at the limit. Logins keep working during an outage; guessing stays limited to
+    ``AUTH_FAILURE_LIMIT`` per window per process (docs/running.md).
+    """
+
+    local = _LocalCounts()  # one per process, shared by every throttle in it
+
+    def __init__(
+        self, *, limit: int | None = None, window: int | None = None, prefix: str = "authfail"
+    ) -> None:
         self.limit = limit if limit is not None else int(settings.AUTH_FAILURE_LIMIT)
         self.window = window if window is not None else int(settings.AUTH_FAILURE_WINDOW)
         self.prefix = prefix
@@ -115,31 +175,49 @@ class LoginThrottle:
             keys.append(f"{self.prefix}:acct:{address}")
         return keys
 
+    @staticmethod
+    def _unavailable(exc: redis.RedisError) -> None:
+        log.warning("login throttle: Redis unavailable, counting failures in this process: %s", exc)
+        redis_failed()
+
     def is_blocked(self, client_ip: str | None, address: str | None = None) -> bool:
         keys = self._keys(client_ip, address)
         if not keys:
             return False
+        if any(self.local.get(key) >= self.limit for key in keys):
+            return True
+        if not redis_available():
+            return False
         try:
             counts = self._redis().mget(keys)
         except redis.RedisError as exc:
-            log.warning("login throttle unavailable: %s", exc)
+            self._unavailable(exc)
             return False
         return any(int(c or 0) >= self.limit for c in counts)
 
     def record_failure(self, client_ip: str | None, address: str | None = None) -> None:
-        try:
-            pipe = self._redis().pipeline()
-            for key in self._keys(client_ip, address):
-                pipe.incr(key)
-                pipe.expire(key, self.window)
-            pipe.execute()
-        except redis.RedisError as exc:
-            log.warning("login throttle unavailable: %s", exc)
+        keys = self._keys(client_ip, address)
+        if redis_available():
+            try:
+                pipe = self._redis().pipeline()
+                for key in keys:
+                    pipe.incr(key)
+                    pipe.expire(key, self.window)
+                pipe.execute()
+                return
+            except redis.RedisError as exc:
+                self._unavailable(exc)
+        for key in keys:
+            self.local.incr(key, self.window)
 
     def record_success(self, client_ip: str | None, address: str | None = None) -> None:
+        keys = self._keys(None, address)
+        if not keys:
+            return
+        self.local.delete(keys)
+        if not redis_available():
+            return
         try:
-            keys = self._keys(None, address)
-            if keys:
-                self._redis().delete(*keys)
+            self._redis().delete(*keys)
         except redis.RedisError as exc:
-            log.warning("login throttle unavailable: %s", exc)
+            self._unavailable(exc)

@@ -84,6 +84,24 @@ def mallory(domain_a: Domain) -> Account:
     return _store().account_create(address="mallory@a.test", password=PASSWORD, display_name="Mallory")
 
 
+@pytest.fixture
+def redis_unreachable(settings: Any) -> Iterator[str]:
+    """Point ``REDIS_URL`` at a closed port on 127.0.0.1: every Redis call fails (connection refused).
+    Clears the login throttle's per-process fallback counts before and after."""
+    import socket
+
+    from mailcore.auth import LoginThrottle
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # Nothing listens once the socket is closed: connecting gets ECONNREFUSED at once.
+    settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+    LoginThrottle.local.clear()
+    yield settings.REDIS_URL
+    LoginThrottle.local.clear()
+
+
 def make_message(
     subject: str = "Hello",
     body: str = "Hi there.\r\n",

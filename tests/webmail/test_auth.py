@@ -58,7 +58,9 @@ def test_sign_out_ends_the_session(alice_client: Client) -> None:
 
 
 def test_open_redirect_after_sign_in_is_refused(client: Client, alice: Account) -> None:
-    response = client.post("/login/?next=https://evil.example/", {"address": "alice@a.test", "password": PASSWORD})
+    response = client.post(
+        "/login/?next=https://evil.example/", {"address": "alice@a.test", "password": PASSWORD}
+    )
     assert response["Location"] == "/"
 
 
@@ -70,3 +72,14 @@ def test_sessions_expire_after_session_cookie_age(client: Client, alice: Account
 def test_expired_session_under_htmx_redirects_the_whole_page(client: Client, alice: Account) -> None:
     response = client.get("/sidebar/", headers={"HX-Request": "true"})
     assert response.status_code == 401 and response["HX-Redirect"].startswith("/login/?next=")
+
+
+def test_failures_are_throttled_when_redis_is_unreachable(
+    client: Client, alice: Account, settings: object, redis_unreachable: str
+) -> None:
+    for _ in range(settings.AUTH_FAILURE_LIMIT):  # type: ignore[attr-defined]
+        response = client.post("/login/", {"address": "alice@a.test", "password": "nope"})
+        assert response.status_code == 400 and b"do not match" in response.content
+    response = client.post("/login/", {"address": "alice@a.test", "password": PASSWORD})
+    assert response.status_code == 400 and b"Too many" in response.content
+    assert "_auth_user_id" not in client.session
