@@ -8,17 +8,18 @@ Junk, deliver) is decided by :func:`dmarc_disposition` and applied in ``handler.
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import email.utils
 import enum
 import functools
 import random
+import re
 from dataclasses import dataclass, field
 
 from publicsuffixlist import PublicSuffixList
 
 from mailcore.addresses import AddressError, normalize_domain
+from mailcore.mime.addresses import parse_address_list
+from mailcore.mime.headers import scan_header_block, unfold
 
 from .resolver import DnsTempError, txt_records
 
@@ -191,31 +192,65 @@ class FromError(ValueError):
     """The message has no usable From: field; the text is for the SMTP reply."""
 
 
+# A first line "From : x" is a From: field with space before the colon, not an mbox envelope
+# line ("From sender date"), which the header scanner skips.
+_FROM_FIELD_FIRST_RE = re.compile(rb"From[ \t]*:")
+# A group with no member (RFC 5322 §3.4), "undisclosed-recipients:;" being the usual one.
+_EMPTY_GROUP_RE = re.compile(r'^\s*[^:;<>@",]*:\s*;\s*$')
+
+
+def _from_fields(raw: bytes) -> list[str]:
+    """The unfolded value of every From: field, found as every reader here finds fields
+    (``mailcore.mime.headers``: spaces before the colon, any case), so that no From: a reader
+    shows escapes the evaluation and none is evaluated that the readers do not see."""
+    prefix = b"X-Dmarc-Scan: \r\n" if _FROM_FIELD_FIRST_RE.match(raw) else b""
+    data = prefix + raw
+    _end, fields = scan_header_block(data, 0, len(data))
+    return [unfold(f.raw_value(data)) for f in fields if f.name.strip().lower() == "from"]
+
+
+def _domain_of(address: str) -> str:
+    if not address.strip():  # what the standard library makes of an empty group or of garbage
+        raise FromError("the From: header field holds something that is not an address")
+    local, at, domain = address.rpartition("@")
+    if not at or not local.strip() or not domain.strip():
+        raise FromError("the From: header field holds an address without a domain")
+    try:
+        return normalize_domain(domain.strip())
+    except AddressError:
+        raise FromError("the From: header field holds an invalid domain") from None
+
+
 def header_from_domains(raw: bytes) -> list[str]:
     """Every distinct domain of the RFC 5322.From field, canonical, in order.
 
     RFC 7489 §6.6.1: a message without exactly one From field, or whose From holds no address
-    with a domain, cannot be evaluated; FromError says which.
+    with a domain, cannot be evaluated; FromError says which (the reply tells the sender why).
+    The domains of both address parsers are taken (the standard library's and the one that
+    makes the IMAP ENVELOPE and the web's sender), so an odd From: cannot show a domain that
+    was not evaluated.
     """
-    end = raw.find(b"\r\n\r\n")
-    head = raw if end < 0 else raw[: end + 2]
-    # UTF-8 header fields (RFC 6532, SMTPUTF8 mail) carry U-label domains: decode them as such.
-    text = head.decode("utf-8", "replace")
-    headers = email.parser.HeaderParser(policy=email.policy.compat32).parsestr(text)
-    values = headers.get_all("From") or []
+    values = _from_fields(raw)
     if not values:
         raise FromError("the message has no From: header field (RFC 5322 section 3.6)")
     if len(values) > 1:
         raise FromError("the message has more than one From: header field (RFC 5322 section 3.6)")
+    value = values[0]
+    if not value.strip():
+        raise FromError("the From: header field is empty")
+    if _EMPTY_GROUP_RE.match(value):
+        raise FromError(
+            "the From: header field is a group with no address (such as undisclosed-recipients:;)"
+        )
     domains: list[str] = []
-    for _name, address in email.utils.getaddresses([str(values[0])]):
-        local, at, domain = address.rpartition("@")
-        if not at or not local or not domain:
-            raise FromError("the From: header field holds an address without a domain")
-        try:
-            canonical = normalize_domain(domain)
-        except AddressError:
-            raise FromError("the From: header field holds an invalid domain") from None
+    # Entries without a host are the group start and end markers.
+    shown = [
+        f"{mailbox or ''}@{host}"
+        for _name, _route, mailbox, host in parse_address_list(value)
+        if host is not None
+    ]
+    for address in [address for _name, address in email.utils.getaddresses([value])] + shown:
+        canonical = _domain_of(address)
         if canonical not in domains:
             domains.append(canonical)
     if len(domains) > MAX_FROM_DOMAINS:

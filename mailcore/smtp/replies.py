@@ -104,7 +104,10 @@ DMARC_REJECT = (
     "550 5.7.1 Message refused: it fails the DMARC policy of {domain} (p=reject): neither SPF nor DKIM "
     "authenticated the From: domain"
 )
-FROM_UNUSABLE = "550 5.7.1 Message refused: {reason}; DMARC needs exactly one From: address (RFC 7489 section 6.6.1)"
+FROM_UNUSABLE = (
+    "550 5.7.1 Message refused: {reason}; DMARC needs one From: field whose addresses all have a domain "
+    "(RFC 7489 section 6.6.1)"
+)
 LOOP_DETECTED = "554 5.4.6 Too many Received headers: mail loop"
 BARE_LINE_ENDING = "550 5.6.0 Message refused: bare CR or LF in message data (RFC 5321 §2.3.8)"
 LINE_TOO_LONG = "500 5.5.6 Line too long (RFC 5321 §4.5.3.1.6)"

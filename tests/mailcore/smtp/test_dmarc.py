@@ -177,7 +177,64 @@ def test_message_with_two_from_fields_is_refused(mx, alice) -> None:
 
 def test_from_with_an_address_without_domain_is_refused(mx, alice) -> None:
     message = make_message().replace(b"Carol <carol@example.org>", b"undisclosed")
-    assert refused(mx, message).smtp_code == 550
+    error = refused(mx, message)
+    assert error.smtp_code == 550 and error.smtp_error.startswith(b"5.7.1 ")
+    assert b"an address without a domain" in error.smtp_error
+    assert b"RFC 7489 section 6.6.1" in error.smtp_error
+    assert Message.objects.count() == 0
+
+
+def test_from_that_is_an_empty_group_is_refused_with_550_saying_so(mx, alice) -> None:
+    message = make_message().replace(b"Carol <carol@example.org>", b"undisclosed-recipients:;")
+    error = refused(mx, message)
+    assert error.smtp_code == 550 and error.smtp_error.startswith(b"5.7.1 ")
+    assert b"a group with no address" in error.smtp_error
+    assert Message.objects.count() == 0
+
+
+def test_from_group_with_members_is_evaluated_for_each_member(mx, alice, dns_zone: DnsZone) -> None:
+    dns_zone.add("_dmarc.bank.test", "TXT", "v=DMARC1; p=reject")
+    message = make_message().replace(b"Carol <carol@example.org>", b"Team: carol@example.org, ceo@bank.test;")
+    error = refused(mx, message)
+    assert error.smtp_code == 550 and b"DMARC policy of bank.test" in error.smtp_error
+
+
+@pytest.mark.parametrize(
+    "second",
+    [b"From : ceo@bank.test\r\n", b"FROM\t: ceo@bank.test\r\n", b"X-Junk : 1\r\nfrom: ceo@bank.test\r\n"],
+)
+def test_a_second_from_written_oddly_still_counts_as_a_second_from(mx, alice, second: bytes) -> None:
+    # The readers here (IMAP ENVELOPE, the web) and most MUAs accept these as From: fields.
+    message = make_message().replace(b"To: ", second + b"To: ", 1)
+    error = refused(mx, message)
+    assert error.smtp_code == 550 and b"more than one From:" in error.smtp_error
+
+
+def test_a_from_with_space_before_the_colon_on_the_first_line_is_evaluated(
+    mx, alice, dns_zone: DnsZone
+) -> None:
+    dns_zone.add("_dmarc.bank.test", "TXT", "v=DMARC1; p=reject")
+    message = make_message().replace(b"From: Carol <carol@example.org>\r\n", b"")
+    error = refused(mx, b"From : CEO <ceo@bank.test>\r\n" + message)
+    assert error.smtp_code == 550 and b"DMARC policy of bank.test" in error.smtp_error
+
+
+def test_a_domain_only_the_envelope_parser_sees_is_evaluated_too(mx, alice, dns_zone: DnsZone) -> None:
+    dns_zone.add("example.org", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    dns_zone.add("_dmarc.example.org", "TXT", "v=DMARC1; p=reject")
+    dns_zone.add("_dmarc.bank.test", "TXT", "v=DMARC1; p=reject")
+    # Shown as <ceo@bank.test> by the web and the IMAP ENVELOPE.
+    message = make_message().replace(b"Carol <carol@example.org>", b"carol@example.org <ceo@bank.test>")
+    error = refused(mx, message)
+    assert error.smtp_code == 550 and b"DMARC policy of bank.test" in error.smtp_error
+
+
+def test_a_legitimate_single_from_is_delivered_to_the_inbox(mx, alice, dns_zone: DnsZone) -> None:
+    dns_zone.add("example.org", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    dns_zone.add("_dmarc.example.org", "TXT", "v=DMARC1; p=reject")
+    send(mx, make_message())
+    assert folder_of_last_message() == "INBOX"
+    assert "dmarc=pass" in stored_header("Authentication-Results")
 
 
 def test_every_domain_of_a_multi_address_from_is_evaluated(mx, alice, dns_zone: DnsZone) -> None:
@@ -248,6 +305,21 @@ def test_pct_sampling_downgrades_outside_the_sample() -> None:
 
 def test_header_from_domains() -> None:
     assert header_from_domains(make_message(sender="x@Example.ORG")) == ["example.org"]
+    assert header_from_domains(b"From: Team: a@x.test, b@Y.test;\r\n\r\nbody") == ["x.test", "y.test"]
+    assert header_from_domains(b'From: "a@b"@Example.org (c)\r\n\r\nbody') == ["example.org"]
+    mbox = b"From sender@x.test Sat Nov 28 12:00:00 2026\r\nFrom: c@d.test\r\n\r\nbody"
+    assert header_from_domains(mbox) == ["d.test"]  # an mbox envelope line is not a field
+    for head, reason in [
+        (b"From: undisclosed-recipients:;", "a group with no address"),
+        (b"From: carol", "an address without a domain"),
+        (b"From: carol@", "not an address"),
+        (b"From: ", "is empty"),
+        (b"From: c@d.test, undisclosed-recipients:;", "not an address"),
+        (b"From: ceo@bank.test@evil.test", "not an address"),
+        (b"From: a@b.test\r\nFrom : c@d.test", "more than one From:"),
+    ]:
+        with pytest.raises(FromError, match=reason):
+            header_from_domains(head + b"\r\n\r\nbody")
     with pytest.raises(FromError):
         header_from_domains(b"Subject: x\r\n\r\nbody")
     many = ", ".join(f"x@d{i}.example" for i in range(6)).encode()
