@@ -305,6 +305,8 @@ def store_copies(
         references=parsed.references,
         thread_subject=thread_subject,
         is_reply=bool(parsed.in_reply_to or parsed.references) or _looks_like_reply(parsed.subject),
+        senders=[a.email for a in parsed.from_],
+        recipients=[a.email for a in [*parsed.to, *parsed.cc]],
     )
     threads_sql, thread_params = threads if threads is not None else (_NO_THREADS, [])
 
