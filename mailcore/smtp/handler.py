@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, close_old_connections, connections
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, close_old_connections, connections
 
 from mailcore.auth import LoginThrottle, authenticate_mail
 from mailcore.models import Account
@@ -41,20 +41,41 @@ DEFAULT_DB_THREADS = 8
 
 HEALTH_CHECK_INTERVAL = 1.0  # seconds between connection checks per worker thread
 _thread_state = threading.local()
+# Bumped when a job finds its connection dead: the database went away for every thread, so each
+# checks its own before its next job instead of failing one message first.
+_lost_connections = [0]
+
+
+def _drop_dead_connection() -> None:
+    """After a job that met a database error (raised or caught inside it): close the thread's
+    connection if it is unusable, and if it was, make every other thread check its own."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    errored = connection.errors_occurred
+    close_old_connections()
+    if errored and connection.connection is None:
+        _lost_connections[0] += 1
 
 
 def _in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     # Django's connection check (CONN_HEALTH_CHECKS: a round trip) at most once a second per
-    # thread rather than per job; a job that failed drops its connection at once.
+    # thread rather than per job, and at once after any thread found the database gone; a job
+    # that failed, or caught a database error, drops a dead connection at once.
     now = time.monotonic()
-    if now - getattr(_thread_state, "checked", 0.0) >= HEALTH_CHECK_INTERVAL:
+    lost = _lost_connections[0]
+    if now - getattr(_thread_state, "checked", 0.0) >= HEALTH_CHECK_INTERVAL or lost != getattr(
+        _thread_state, "lost", 0
+    ):
         _thread_state.checked = now
+        _thread_state.lost = lost
         close_old_connections()
+    failed = True
     try:
-        return fn(*args, **kwargs)
-    except Exception:
-        close_old_connections()
-        raise
+        result = fn(*args, **kwargs)
+        failed = False
+        return result
+    finally:
+        if failed or connections[DEFAULT_DB_ALIAS].errors_occurred:
+            _drop_dead_connection()
 
 
 def executor_close(executor: ThreadPoolExecutor, threads: int, *, timeout: float = 10.0) -> None:

@@ -19,6 +19,9 @@ from django.db import connection
 
 
 def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+    # What Django's cursor() does first: the CONN_HEALTH_CHECKS round trip, when
+    # close_old_connections() asked for one, replaces a connection the server has closed.
+    connection.close_if_health_check_failed()
     connection.ensure_connection()
     start = time.monotonic()
     with connection.wrap_database_errors:
