@@ -92,7 +92,8 @@ class LimitedRequest(http_protocol.WebRequest):
         transport = self.channel.transport
         transport.write(
             b"HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body
+            + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+            + body
         )
         # Half-close: the answer and a FIN go now; what the client still sends is dropped
         # until it stops or the linger runs out. Closing outright could reset the
