@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 NO_SUBJECT = "(no subject)"
 PREVIEW_CHARS = 120
 SENDER_CHARS = 40
+ELLIPSIS = "…"  # what Truncator appends (untranslated: the interface is English)
 _SENTINEL = 987654321987
 _DRAFT_MARK = SafeString('<span class="draft">, Draft</span>')
 
@@ -42,9 +43,10 @@ def url_pattern(name: str) -> str:
 
 
 def truncate(text: str, chars: int) -> str:
-    """What ``|truncatechars`` prints, without its work for the common short ASCII text."""
-    if len(text) <= chars and text.isascii():
-        return text
+    """What ``|truncatechars`` prints. ASCII text (most of it) is cut here: Django's
+    ``Truncator`` normalises, skips combining characters and translates its "…" on every call."""
+    if text.isascii():
+        return text if len(text) <= chars else text[: chars - len(ELLIPSIS)] + ELLIPSIS
     return Truncator(text).chars(chars)
 
 
@@ -59,7 +61,7 @@ def list_label(local: datetime, today: date) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    id: int  # the message shown: data-id
+    id: str  # the message shown: data-id (a string: the template would localise a number)
     key: str  # data-key: what the keyboard cursor remembers across refreshes
     value: str  # what the checkbox and the star post as ``ids``
     unread: bool
@@ -111,7 +113,7 @@ class RowBuilder:
                 ' <span class="count" aria-label="{} messages">{}</span>', row.count, row.count
             )
         return Row(
-            id=message.pk,
+            id=str(message.pk),
             key=row.key,
             value=row.key,
             unread=row.unread,
@@ -139,7 +141,7 @@ class RowBuilder:
         else:
             sender = SafeString(escape(truncate(who, SENDER_CHARS)))
         return Row(
-            id=message.pk,
+            id=str(message.pk),
             key=f"m{message.pk}",
             value=str(message.pk),
             unread=not message.seen,
