@@ -1,4 +1,5 @@
 import os
+import sys
 
 from django.core.asgi import get_asgi_application
 
@@ -12,6 +13,11 @@ from django.conf import settings  # noqa: E402
 
 from webmail.limits import BodySizeLimit  # noqa: E402
 from webmail.routing import websocket_urlpatterns  # noqa: E402
+
+if "daphne.server" in sys.modules:  # served by daphne: refuse oversized bodies as they arrive
+    from webmail import daphne_limit
+
+    daphne_limit.install(lambda: int(settings.MAX_REQUEST_BODY))
 
 application = ProtocolTypeRouter(
     {

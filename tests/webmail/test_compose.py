@@ -200,3 +200,54 @@ def test_received_mail_is_not_resumable_as_a_draft(alice_client: Client, alice: 
     # A draft is resumable whether it is flagged \Draft or merely stands in Drafts.
     saved = alice_client.post("/compose/draft/", {"to": "bob@b.test", "subject": "mine", "body": "b"}).json()
     assert alice_client.get(f"/compose/?draft={saved['draft']}").status_code == 200
+
+
+def _expunge(message: Message) -> None:
+    """Delete for good, as another device would (IMAP EXPUNGE)."""
+    from mailcore import store
+
+    for entry in FolderEntry.objects.filter(message=message).select_related("folder"):
+        store.folder_expunge(account=entry.folder.account, folder=entry.folder, uids=[entry.uid], only_deleted=False)
+    assert not Message.objects.filter(pk=message.pk).exists()
+
+
+@pytest.mark.parametrize(("query", "said"), [
+    ("reply={}", "The message you wanted to reply to no longer exists: it was deleted, perhaps from another device."),
+    ("reply={}&all=1", "The message you wanted to reply to no longer exists"),
+    ("forward={}", "The message you wanted to forward no longer exists"),
+])
+def test_reply_or_forward_of_a_message_deleted_meanwhile_says_so_over_an_empty_form(
+        alice_client: Client, deliver: Deliver, query: str, said: str) -> None:
+    original = deliver(subject="Gone soon", body="Vanishing text\r\n")
+    _expunge(original)
+    response = alice_client.get("/compose/?" + query.format(original.pk))
+    page = response.content.decode()
+    assert response.status_code == 404
+    assert said in page and 'role="alert"' in page
+    assert ">Send</button>" in page and 'name="to"' in page  # a new message can still be written
+    assert "Vanishing text" not in page and "Gone soon" not in page
+
+
+def test_a_draft_deleted_meanwhile_says_so(alice_client: Client, alice: Account) -> None:
+    saved = alice_client.post("/compose/draft/", {"to": "bob@b.test", "subject": "Half", "body": "b"}).json()
+    _expunge(Message.objects.get(pk=saved["draft"]))
+    response = alice_client.get(f"/compose/?draft={saved['draft']}")
+    assert response.status_code == 404
+    assert "That draft no longer exists: it was sent or deleted" in response.content.decode()
+
+
+def test_a_plain_reply_whose_original_was_deleted_is_sent_threaded_and_says_it(
+        alice_client: Client, alice: Account, bob: Account, deliver: Deliver) -> None:
+    original = deliver(subject="Plans", body="Shall we meet?\r\n", message_id="orig-2@example.org")
+    page = alice_client.get(f"/compose/?reply={original.pk}").content.decode()
+    assert "&gt; Shall we meet?" in page  # the quote is in the text itself: nothing to lose
+    _expunge(original)
+    response = alice_client.post("/compose/", {
+        "to": "bob@b.test", "subject": "Re: Plans", "body": "Yes.\n\n> Shall we meet?",
+        "in_reply_to": "orig-2@example.org", "references": "<orig-2@example.org>"}, follow=True)
+    assert response.status_code == 200
+    assert ("Message sent. The message it answers is no longer in your mailbox, so it was not marked as "
+            "answered.") in response.content.decode()
+    parsed = _parsed(Message.objects.get(account=bob))
+    assert parsed["In-Reply-To"] == "<orig-2@example.org>" and parsed["References"] == "<orig-2@example.org>"
+    assert "> Shall we meet?" in parsed.get_content()

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from webmail.limits import BodySizeLimit
 
@@ -109,3 +120,107 @@ def test_websockets_pass_through() -> None:
 
     _run(BodySizeLimit(inner, limit=lambda: LIMIT)({"type": "websocket"}, None, None))  # type: ignore[arg-type]
     assert seen == ["websocket"]
+
+
+# The same limit on a real socket, against daphne as the web role runs it: refused where the
+# bytes arrive, not after daphne has stored the whole body (webmail.daphne_limit).
+
+LIVE_LIMIT = 100_000
+LISTENING = re.compile(r"Listening on TCP address 127\.0\.0\.1:(\d+)")
+
+
+@pytest.fixture(scope="module")
+def daphne_port() -> Iterator[int]:
+    env = {**os.environ, "MAX_REQUEST_BODY": str(LIVE_LIMIT), "DJANGO_SETTINGS_MODULE": "webmail.settings"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-e", "tcp:port=0:interface=127.0.0.1", "webmail.asgi:application"],
+        cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen = []
+    port = None
+    deadline = time.monotonic() + 60
+    while port is None and time.monotonic() < deadline:
+        line = process.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = LISTENING.search(line)
+        port = int(match.group(1)) if match else None
+    if port is None:
+        process.kill()
+        process.wait(timeout=10)
+        raise RuntimeError("daphne did not start:\n" + "".join(seen[-30:]))
+    drain = threading.Thread(target=lambda: [None for _ in process.stderr or ()], daemon=True)
+    drain.start()
+    try:
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        drain.join(timeout=10)
+        process.stderr.close()
+
+
+def _connect(port: int) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", port), timeout=10)
+
+
+def _read_all(conn: socket.socket) -> bytes:
+    """Everything the server sends until it closes its side (a timeout fails the test)."""
+    out = b""
+    while chunk := conn.recv(65536):
+        out += chunk
+    return out
+
+
+def _head(extra: str) -> bytes:
+    return ("POST /compose/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\n"
+            + extra + "\r\n").encode()
+
+
+def test_daphne_answers_413_at_the_headers_before_any_body_is_sent(daphne_port: int) -> None:
+    with _connect(daphne_port) as conn:
+        # Only the headers: a server that waited for the body would never answer.
+        conn.sendall(_head(f"Content-Length: {10 * 1024 ** 3}\r\n"))
+        reply = _read_all(conn)
+    assert reply.startswith(b"HTTP/1.1 413 "), reply[:200]
+    assert b"Connection: close" in reply and b"larger than this server accepts (0.1 MB)" in reply
+
+
+def test_daphne_answers_413_instead_of_100_continue(daphne_port: int) -> None:
+    with _connect(daphne_port) as conn:
+        conn.sendall(_head(f"Content-Length: {LIVE_LIMIT + 1}\r\nExpect: 100-continue\r\n"))
+        reply = _read_all(conn)
+    assert reply.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in reply
+
+
+def test_daphne_cuts_a_chunked_body_off_once_it_passes_the_limit(daphne_port: int) -> None:
+    chunk = b"x" * 30_000
+    with _connect(daphne_port) as conn:
+        conn.sendall(_head("Transfer-Encoding: chunked\r\n"))
+        for _ in range(4):  # 120,000 bytes, and never the last chunk
+            conn.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        reply = _read_all(conn)
+    assert reply.startswith(b"HTTP/1.1 413 "), reply[:200]
+
+
+def test_daphne_drops_the_rest_of_a_refused_body_so_the_client_reads_the_answer(daphne_port: int) -> None:
+    size = 20 * LIVE_LIMIT
+    with _connect(daphne_port) as conn:
+        conn.sendall(_head(f"Content-Length: {size}\r\n") + b"\0" * size)
+        reply = _read_all(conn)
+    assert reply.startswith(b"HTTP/1.1 413 ") and b"larger than this server accepts" in reply
+
+
+def test_daphne_passes_a_body_within_the_limit_to_django(daphne_port: int) -> None:
+    body = b"x" * (LIVE_LIMIT - 10)
+    with _connect(daphne_port) as conn:
+        conn.sendall(_head(f"Content-Length: {len(body)}\r\nConnection: close\r\n") + body)
+        reply = _read_all(conn)
+    assert reply.startswith(b"HTTP/1.1 403 "), reply[:200]  # Django's CSRF check: it got that far

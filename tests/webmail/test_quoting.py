@@ -160,8 +160,13 @@ def test_reply_to_my_own_message_goes_to_its_recipients(alice_client: Client, al
 
 def test_a_quote_of_someone_elses_message_is_ignored(mallory_client: Client, mallory: Account,
                                                      html_original: Message) -> None:
-    mallory_client.post("/compose/", {"to": "mallory@a.test", "subject": "steal", "body": "x", "html": "<p>x</p>",
-                                      "quote": str(html_original.pk), "quote_mode": "forward"})
+    fields = {"to": "mallory@a.test", "subject": "steal", "body": "x", "html": "<p>x</p>",
+              "quote": str(html_original.pk), "quote_mode": "forward"}
+    # Answered as for a message deleted meanwhile (nothing tells it exists), then sent without.
+    refused = mallory_client.post("/compose/", fields)
+    assert refused.status_code == 409 and b"can no longer be included" in refused.content
+    assert b"soup" not in refused.content and b"Menu" not in refused.content
+    mallory_client.post("/compose/", {**fields, "quote": "", "quote_mode": ""})
     received = [m for m in Message.objects.filter(account=mallory)]
     assert received
     for message in received:
@@ -181,3 +186,83 @@ def test_a_draft_keeps_its_quote_by_reference(alice_client: Client, alice: Accou
     editor = page[page.index('id="rich-editor"'):]
     editor = editor[: editor.index("</div>\n")]
     assert "Half written" in editor and "soup" not in editor and "blockquote" not in editor
+
+
+def _expunge(message: Message) -> None:
+    """Delete for good, as another device would (IMAP EXPUNGE): the message row goes too."""
+    for entry in FolderEntry.objects.filter(message=message).select_related("folder"):
+        store.folder_expunge(account=entry.folder.account, folder=entry.folder, uids=[entry.uid], only_deleted=False)
+    assert not Message.objects.filter(pk=message.pk).exists()
+
+
+def test_a_rich_reply_whose_original_was_deleted_is_refused_once_with_the_text_kept(
+        alice_client: Client, alice: Account, html_original: Message) -> None:
+    fields = _form(alice_client.get(f"/compose/?reply={html_original.pk}").content.decode())
+    fields.update(html="<div>Yes please</div>", body="Yes please")
+    _expunge(html_original)
+    response = alice_client.post("/compose/", fields)
+    page = response.content.decode()
+    assert response.status_code == 409
+    assert ("the message you are answering was deleted after you opened it, perhaps from another device, "
+            "so the quoted text can no longer be included") in page
+    assert "press Send again to send it without" in page and 'role="alert"' in page
+    kept = _form(page)
+    assert kept["html"] == "<div>Yes please</div>" and kept["subject"] == "Re: Menu"
+    assert kept["to"] == "Carol Jones <carol@example.org>"
+    assert kept["quote"] == "" and kept["quote_mode"] == ""  # so the next Send goes without it
+    assert kept["in_reply_to"] == "menu-1@example.org"
+    assert 'id="quoted"' not in page
+    assert FolderEntry.objects.filter(folder=folder_of(alice, Folder.SpecialUse.SENT)).count() == 0
+    # Send again: it goes, without the quote, still threaded by the original's Message-ID.
+    response = alice_client.post("/compose/", kept)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    sent = _sent(alice)
+    html = sent.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert "Yes please" in html and "soup" not in html and "wrote:" not in html
+    assert sent["In-Reply-To"] == "<menu-1@example.org>"
+    assert sent["References"] == "<start-0@example.org> <menu-1@example.org>"
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    assert "no longer in your mailbox, so it was not marked as answered" in \
+        alice_client.get(f"/f/{inbox.pk}/").content.decode()
+
+
+def test_a_forward_whose_original_was_deleted_says_what_is_lost_and_keeps_new_uploads(
+        alice_client: Client, alice: Account, bob: Account, html_original: Message) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    fields = _form(alice_client.get(f"/compose/?forward={html_original.pk}").content.decode())
+    assert fields["keep_from"] == str(html_original.pk) and fields["keep"]
+    fields.update(to="bob@b.test", html="<div>FYI</div>", body="FYI")
+    _expunge(html_original)
+    upload = SimpleUploadedFile("notes.txt", b"my own notes", content_type="text/plain")
+    response = alice_client.post("/compose/", {**fields, "attachments": [upload]})
+    page = response.content.decode()
+    assert response.status_code == 409
+    assert "the message you are forwarding was deleted after you opened it" in page
+    assert "so the forwarded message and its" in page and "can no longer be included" in page
+    assert not Message.objects.filter(account=bob).exists()
+    # The new upload cannot go back to the browser: it waits in a draft the form now points at.
+    kept = _form(page)
+    assert kept["draft"] and kept["keep_from"] == kept["draft"] and "notes.txt" in page
+    assert "menu.pdf" not in page
+    response = alice_client.post("/compose/", kept)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    received = _parsed(Message.objects.get(account=bob))
+    assert [(a.get_filename(), a.get_content()) for a in received.iter_attachments()] == [("notes.txt", "my own notes")]
+    assert "FYI" in received.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert FolderEntry.objects.filter(folder=folder_of(alice, Folder.SpecialUse.DRAFTS)).count() == 0
+
+
+def test_a_draft_deleted_elsewhere_before_send_says_its_attachments_are_gone(
+        alice_client: Client, alice: Account, bob: Account, html_original: Message) -> None:
+    fields = _form(alice_client.get(f"/compose/?forward={html_original.pk}").content.decode())
+    fields.update(to="bob@b.test", html="<div>FYI</div>", body="FYI")
+    saved = alice_client.post("/compose/draft/", fields).json()
+    fields.update(draft=str(saved["draft"]), keep_from=str(saved["keep_from"]), keep=saved["keep"])
+    _expunge(Message.objects.get(pk=saved["draft"]))
+    page = alice_client.post("/compose/", fields).content.decode()
+    assert "this draft was sent or deleted elsewhere, so" in page and "attachment" in page
+    assert "the message you are forwarding" not in page  # the original is still there
+    assert not Message.objects.filter(account=bob).exists()
+    assert alice_client.post("/compose/", _form(page)).status_code == 302
+    assert Message.objects.filter(account=bob).count() == 1

@@ -8,6 +8,8 @@ from datetime import datetime
 from django import template
 from django.utils import timezone
 
+from ..listing import list_label
+
 register = template.Library()
 
 
@@ -15,10 +17,4 @@ register = template.Library()
 def list_date(value: datetime | None) -> str:
     if value is None:
         return ""
-    local = timezone.localtime(value)
-    today = timezone.localdate()
-    if local.date() == today:
-        return local.strftime("%H:%M")
-    if local.year == today.year:
-        return f"{local.day} {local:%b}"
-    return f"{local.day} {local:%b} {local.year}"
+    return list_label(timezone.localtime(value), timezone.localdate())

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.contrib import messages as flash
 from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
@@ -254,7 +254,8 @@ def _dedupe(pairs: list[tuple[str, str]], taken: set[str]) -> list[tuple[str, st
     return out
 
 
-def _render(request: HttpRequest, form: ComposeForm, *, status: int = 200, note: str = "") -> HttpResponse:
+def _render(request: HttpRequest, form: ComposeForm, *, status: int = 200, note: str = "",
+            warning: str = "") -> HttpResponse:
     account = account_of(request)
     keep_from = form["keep_from"].value()
     kept: list[dict[str, Any]] = []
@@ -270,7 +271,7 @@ def _render(request: HttpRequest, form: ComposeForm, *, status: int = 200, note:
     quote = quote_of(account, int(quote_id), str(form["quote_mode"].value() or "")) \
         if quote_id and str(quote_id).isdigit() and len(str(quote_id)) < 19 else None
     context = {"form": form, "kept": kept, "limit": attachment_limit(), "note": note, "editor_html": editor_html,
-               "quote": quote}
+               "quote": quote, "warning": warning}
     if getattr(request, "htmx", False):
         return render(request, "webmail/_compose_form.html", context, status=200)
     context.update(_sidebar_context(account, None))
@@ -282,11 +283,23 @@ def _render(request: HttpRequest, form: ComposeForm, *, status: int = 200, note:
 def compose(request: HttpRequest) -> HttpResponse:
     account = account_of(request)
     if request.method == "GET":
-        return _render(request, ComposeForm(initial=_initial_for(account, request)))
+        try:
+            initial = _initial_for(account, request)
+        except Http404:
+            # Deleted meanwhile, perhaps from another device (or never this account's: the
+            # same answer, so nothing tells whether another account's message exists).
+            signature = f"\n\n-- \n{account.signature}" if account.signature else ""
+            return _render(request, ComposeForm(initial={"body": signature}), status=404,
+                           warning=GONE_ON_OPEN["draft" if request.GET.get("draft") else
+                                                "forward" if request.GET.get("forward") else "reply"])
+        return _render(request, ComposeForm(initial=initial))
     form = ComposeForm(request.POST, request.FILES, kept_size=_kept_size(account, request.POST))
     if not form.is_valid():
         return _keep_typed(request, form)
     data = form.cleaned_data
+    lost = _lost_originals(account, data)
+    if lost:
+        return _send_without_originals(request, lost)
     kept = _kept_attachments(account, data.get("keep_from"), data.get("keep") or [])
     outgoing = _outgoing(account, form, data.get("attachments") or [], kept)
     raw = build_message(outgoing, message_id=make_message_id(settings.MAIL_HOSTNAME), date=timezone.now())
@@ -301,8 +314,7 @@ def compose(request: HttpRequest) -> HttpResponse:
                 raise SendRefused("; ".join(f"{address}: {reason}" for address, reason in result.refused))
             sent = selectors.special_folder(account, Folder.SpecialUse.SENT)
             store.message_append(account=account, folder=sent, raw=raw, flags=["\\Seen"])
-            if outgoing.in_reply_to:
-                _mark_answered(account, outgoing.in_reply_to)
+            answered = bool(outgoing.in_reply_to) and _mark_answered(account, outgoing.in_reply_to)
             if data.get("draft"):
                 drafts = selectors.special_folder(account, Folder.SpecialUse.DRAFTS)
                 old = selectors.entries_for_messages(account, drafts, [data["draft"]])
@@ -315,38 +327,119 @@ def compose(request: HttpRequest) -> HttpResponse:
         form.add_error(None, f"Not sent: {exc}.")
         return _render(request, form, status=400)
     queued = len(result.queued)
-    flash.success(request, "Message sent." if not queued else f"Message sent ({queued} remote recipient(s) queued).")
+    note = "Message sent." if not queued else f"Message sent ({queued} remote recipient(s) queued)."
+    if outgoing.in_reply_to and not answered:
+        note += " The message it answers is no longer in your mailbox, so it was not marked as answered."
+    flash.success(request, note)
     inbox = selectors.special_folder(account, Folder.SpecialUse.INBOX)
     return hx_redirect(request, reverse("folder", args=[inbox.pk]))
 
 
 def _keep_typed(request: HttpRequest, form: ComposeForm) -> HttpResponse:
     """A send refused for bad input: keep everything, uploaded files included (saved as a draft)."""
-    account = account_of(request)
-    uploads = request.FILES.getlist("attachments")
-    if uploads and "attachments" not in form.errors:
-        draft_form = ComposeForm(request.POST, sending=False)
-        if draft_form.is_valid():
-            data = draft_form.cleaned_data
-            kept = _kept_attachments(account, data.get("keep_from"), data.get("keep") or [])
-            draft = _draft_save(account, _outgoing(account, draft_form, list(uploads), kept), data.get("draft"))
-            values = request.POST.copy()
-            values["draft"] = str(draft.pk)
-            values["keep_from"] = str(draft.pk)
-            values["keep"] = _draft_parts(draft)
-            form = ComposeForm(values, kept_size=_kept_size(account, values))
-            form.is_valid()  # the same refusal, now over the saved draft's values
+    if request.FILES.getlist("attachments") and "attachments" not in form.errors:
+        form = _form_keeping_uploads(request, request.POST.copy()) or form
     return _render(request, form, status=400)
 
 
-def _mark_answered(account: Account, message_id: str) -> None:
+def _form_keeping_uploads(request: HttpRequest, values: QueryDict) -> ComposeForm | None:
+    """Files cannot be handed back to the browser: save them with the rest of ``values`` as a
+    draft, and return the form over that draft (None if the values do not make a draft)."""
+    account = account_of(request)
+    draft_form = ComposeForm(values, sending=False)
+    if not draft_form.is_valid():
+        return None
+    data = draft_form.cleaned_data
+    kept = _kept_attachments(account, data.get("keep_from"), data.get("keep") or [])
+    uploads = list(request.FILES.getlist("attachments"))
+    draft = _draft_save(account, _outgoing(account, draft_form, uploads, kept), data.get("draft"))
+    values["draft"] = str(draft.pk)
+    values["keep_from"] = str(draft.pk)
+    values["keep"] = _draft_parts(draft)
+    form = ComposeForm(values, kept_size=_kept_size(account, values))
+    form.is_valid()  # the same refusal, now over the saved draft's values
+    return form
+
+
+GONE_ON_OPEN = {
+    "reply": "The message you wanted to reply to no longer exists: it was deleted, perhaps from another "
+             "device. You can still write a new message here.",
+    "forward": "The message you wanted to forward no longer exists: it was deleted, perhaps from another "
+               "device. You can still write a new message here.",
+    "draft": "That draft no longer exists: it was sent or deleted, perhaps from another device.",
+}
+
+
+@dataclass
+class Lost:
+    """What a reply or forward can no longer carry because a message it takes them from was
+    deleted after the editor opened (perhaps from another device)."""
+
+    quote: str = ""  # "reply" or "forward": the original quoted by reference (rich text) is gone
+    attachments: int = 0  # attachments kept from a message that is gone ...
+    from_draft: bool = False  # ... which was this very draft (sent or deleted elsewhere)
+
+    def __bool__(self) -> bool:
+        return bool(self.quote or self.attachments)
+
+    def explain(self) -> str:
+        gone = []
+        files = "1 attachment" if self.attachments == 1 else f"{self.attachments} attachments"
+        with_quote = self.attachments and not self.from_draft  # the quoted original held them
+        if self.quote:
+            whose, what = ("you are forwarding", "the forwarded message") if self.quote == "forward" else \
+                ("you are answering", "the quoted text")
+            what += f" and its {files}" if with_quote else ""
+            gone.append(f"the message {whose} was deleted after you opened it, perhaps from another device, "
+                        f"so {what} can no longer be included")
+        if self.attachments and not (self.quote and with_quote):
+            source = "this draft was sent or deleted elsewhere" if self.from_draft else \
+                "the message you are forwarding was deleted after you opened it, perhaps from another device"
+            gone.append(f"{source}, so its {files} can no longer be included")
+        return f"Not sent: {'; '.join(gone)}. Everything you wrote is kept here: press Send again to send it without."
+
+
+def _lost_originals(account: Account, data: dict[str, Any]) -> Lost:
+    lost = Lost()
+    quote_id, mode = data.get("quote"), data.get("quote_mode") or ""
+    if quote_id and mode in QUOTE_MODES and not Message.objects.filter(pk=quote_id, account=account).exists():
+        lost.quote = mode
+    keep_from, keep = data.get("keep_from"), data.get("keep") or []
+    if keep_from and keep and not Message.objects.filter(pk=keep_from, account=account).exists():
+        lost.attachments = len(keep)
+        lost.from_draft = keep_from == data.get("draft")
+    return lost
+
+
+def _send_without_originals(request: HttpRequest, lost: Lost) -> HttpResponse:
+    """Refuse this Send once, saying what is gone, with the form as typed minus what is gone:
+    the next Send goes without it. In-Reply-To and References stay: they are only Message-IDs,
+    and the recipients' copies still thread by them."""
+    values = request.POST.copy()
+    if lost.quote:
+        values["quote"] = values["quote_mode"] = ""
+    if lost.attachments:
+        values["keep"] = values["keep_from"] = ""
+    form = None
+    if request.FILES.getlist("attachments"):
+        form = _form_keeping_uploads(request, values)
+    if form is None:
+        form = ComposeForm(values, kept_size=_kept_size(account_of(request), values))
+        form.is_valid()
+    form.add_error(None, lost.explain())
+    return _render(request, form, status=409)
+
+
+def _mark_answered(account: Account, message_id: str) -> bool:
+    """Flag the answered message \\Answered; False when it is no longer in the mailbox."""
     original = Message.objects.filter(account=account, message_id=message_id).values_list("pk", flat=True).first()
     if original is None:
-        return
+        return False
     for folder_id, uids in selectors.standings_of(account, [original]).items():
         folder = selectors.folder_for_user(account, folder_id)
         store.flags_store(account=account, folder=folder, uids=uids, mode="add", flags=["\\Answered"])
         break
+    return True
 
 
 @require_POST

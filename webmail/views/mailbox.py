@@ -15,6 +15,7 @@ from mailcore.models import Account, Folder
 
 from .. import selectors
 from ..conversations import participants, recipients_label
+from ..listing import Row, RowBuilder
 from ..selectors import Cursor
 from .common import account_of, hx_redirect, mail_view
 
@@ -38,21 +39,32 @@ def index(request: HttpRequest) -> HttpResponseBase:
 def _list_context(request: HttpRequest, folder: Folder) -> dict[str, object]:
     account = account_of(request)
     after = Cursor.decode(request.GET.get("after"))
+    drafts = folder.special_use == Folder.SpecialUse.DRAFTS
     # Drafts stay one row each (each is resumed on its own), as in Gmail.
-    grouped = account.conversation_view and folder.special_use != Folder.SpecialUse.DRAFTS
+    grouped = account.conversation_view and not drafts
     page = selectors.folder_page(folder, after=after, size=account.page_size, conversations=grouped)
+    build = RowBuilder(folder.pk, drafts=drafts)
+    rows: list[Row] = []
     if page.conversations:
         own = selectors.own_addresses(account)
         sent = folder.special_use == Folder.SpecialUse.SENT
-        for row in page.conversations:
-            row.names = recipients_label(row.message.to_text) if sent else participants(row.senders, own)
+        for conversation in page.conversations:
+            conversation.names = (recipients_label(conversation.message.to_text) if sent
+                                  else participants(conversation.senders, own))
+            rows.append(build.conversation(conversation))
+    elif not grouped:
+        rows = [build.message(entry) for entry in page.entries]
     return {
         "folder": folder,
         "page": page,
+        "rows": rows,
+        "conversations": grouped,
+        "action_url": reverse("folder_action", args=[folder.pk]),
+        "folder_url": reverse("folder", args=[folder.pk]),
         "after": after.encode() if after else "",
         "next_after": page.next_cursor.encode() if page.next_cursor else "",
         "is_trash": folder.special_use in (Folder.SpecialUse.TRASH, Folder.SpecialUse.JUNK),
-        "is_drafts": folder.special_use == Folder.SpecialUse.DRAFTS,
+        "is_drafts": drafts,
     }
 
 
