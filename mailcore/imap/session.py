@@ -110,6 +110,10 @@ class FatalIOError(Exception):
     """Raised by the I/O layer when the connection has to end (a limit was exceeded)."""
 
 
+class MailboxGone(Exception):
+    """The selected mailbox was deleted by another session: the connection ends with BYE."""
+
+
 class CommandError(Exception):
     """Ends a command with a tagged NO or BAD (``kind``) and an optional response code."""
 
@@ -285,6 +289,14 @@ class Session:
             return
         try:
             await handler(self, Command(command.tag, name, args))
+        except MailboxGone:
+            # RFC 3501/9051 have no way to take a client out of the selected state but BYE
+            # (§7.1.5); Dovecot does the same ("Selected mailbox was deleted").
+            self.out.clear()
+            self.selected = None
+            self.untagged("BYE selected mailbox was deleted, have to disconnect")
+            self.state = State.LOGOUT
+            await self.flush()
         except CommandError as exc:
             if exc.kind == "BAD":
                 self.bogus += 1
@@ -385,8 +397,9 @@ class Session:
         self.dirty = False
         delta = await self.db(selectors.folder_delta, sel.folder.pk, sel.modseq, sel.uid_next)
         if delta is None:
-            # The folder was deleted elsewhere: RFC 3501 has no way back but BYE.
-            sel.pending_expunge.update(sel.uids)
+            # The folder was deleted elsewhere (a RENAME keeps the folder row, so a renamed
+            # mailbox stays selected under its new name).
+            raise MailboxGone()
         else:
             sel.modseq = max(sel.modseq, delta.highest_modseq)
             known = set(sel.uids)
@@ -1387,7 +1400,7 @@ def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[Fe
             else:
                 data = _partial(data, item)
                 if name == "BINARY" and b"\0" in data:
-                    parts.append(label + b" ~" + fmt.literal(data))
+                    parts.append(label + b" " + fmt.literal8(data))
                 else:
                     parts.append(label + b" " + fmt.literal(data))
     if extra_flags and "FLAGS" not in names:
