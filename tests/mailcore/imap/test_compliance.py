@@ -121,3 +121,29 @@ def test_a_renamed_selected_mailbox_stays_selected(imap_port: int, alice: Accoun
     assert other.cmd("g", "SELECT Projects")[-1].startswith(b"g OK")
     watcher.close()
     other.close()
+
+
+def test_subject_search_matches_decoded_and_raw_text_without_reading_blobs(
+    imap_port: int, alice: Account
+) -> None:
+    from mailcore.models import Message
+
+    inbox = _inbox(alice)
+    store.message_append(
+        account=alice, folder=inbox, raw=make_message(subject="=?utf-8?q?Quarterly_R=C3=A9sum=C3=A9?=")
+    )
+    store.message_append(account=alice, folder=inbox, raw=make_message(subject="plain report"))
+    legacy = store.message_append(account=alice, folder=inbox, raw=make_message(subject="old 100% report"))
+    # A message stored before the MIME parser: no ENVELOPE, no decoded subject; only its raw
+    # header can match.
+    Message.objects.filter(pk=legacy.message_id).update(envelope=[], subject="")
+    raw = _login(imap_port)
+    raw.cmd("b", "EXAMINE INBOX")
+    needle = "résumé".encode()
+    lines = raw.cmd("c", b"SEARCH CHARSET UTF-8 SUBJECT {%d+}\r\n" % len(needle) + needle)
+    assert lines[0] == b"* SEARCH 1\r\n"  # decoded
+    assert raw.cmd("d", "SEARCH SUBJECT Quarterly_R")[0] == b"* SEARCH 1\r\n"  # raw, encoded
+    assert raw.cmd("e", "SEARCH SUBJECT REPORT")[0] == b"* SEARCH 2 3\r\n"
+    assert raw.cmd("f", 'SEARCH SUBJECT "100%"')[0] == b"* SEARCH 3\r\n"
+    assert raw.cmd("g", 'SEARCH NOT SUBJECT "_"')[0] == b"* SEARCH 2 3\r\n"  # LIKE specials are literal
+    raw.close()
