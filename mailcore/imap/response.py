@@ -11,7 +11,17 @@ _QUOTABLE_MAX = 1024
 
 
 def literal(data: bytes) -> bytes:
+    """A literal (RFC 3501/9051 ``literal``: CHAR8, so no NUL). A NUL octet in the data is sent
+    as 0x80, as Dovecot does, keeping the length and offsets; only BINARY answers with the
+    data verbatim, in a literal8 (:func:`literal8`)."""
+    if b"\0" in data:
+        data = data.replace(b"\0", b"\x80")
     return b"{%d}\r\n" % len(data) + data
+
+
+def literal8(data: bytes) -> bytes:
+    """RFC 3516 literal8 ``~{n}``: any octet, for BINARY fetches only."""
+    return b"~{%d}\r\n" % len(data) + data
 
 
 def string(value: str | bytes) -> bytes:

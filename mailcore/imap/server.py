@@ -97,7 +97,11 @@ class DatabasePool:
 
 
 class TooLarge(FatalIOError):
-    pass
+    """A limit the connection cannot recover from; ``tagged`` is the command's completion, if any."""
+
+    def __init__(self, text: str, tagged: bytes = b"") -> None:
+        super().__init__(text)
+        self.tagged = tagged
 
 
 class Connection:
@@ -194,7 +198,12 @@ class Connection:
             total_limit = command_limit + (settings.MAX_MESSAGE_SIZE if is_append else 0)
             if size > allowed or len(data) + size > total_limit:
                 if nonsync:
-                    raise TooLarge("literal too large")
+                    # RFC 7888 §4: the literal's octets are already on their way and cannot be
+                    # told apart from commands, so the connection ends: BYE, then the command's
+                    # completion, both with TOOBIG (RFC 9051 §7.1).
+                    kind = "NO" if is_append else "BAD"
+                    raise TooLarge("[TOOBIG] literal too large",
+                                   f"{tag} {kind} [TOOBIG] literal too large\r\n".encode())
                 code = "[TOOBIG] " if is_append else ""
                 await self.write(f"{tag} {'NO' if is_append else 'BAD'} {code}literal too large\r\n".encode())
                 return None
@@ -219,7 +228,7 @@ class Connection:
                 try:
                     data = await self.read_command()
                 except TooLarge as exc:
-                    await self.write(f"* BYE {exc}\r\n".encode())
+                    await self.write(f"* BYE {exc}\r\n".encode() + exc.tagged)
                     return
                 except TimeoutError:
                     await self.write(b"* BYE autologout; idle for too long\r\n")

@@ -38,6 +38,7 @@ from .parser import (
     Command,
     FetchItem,
     ParseError,
+    SearchKey,
     SequenceSet,
     String,
     Token,
@@ -61,6 +62,7 @@ IDLE_POLL_SECONDS = 60.0
 FETCH_BODY_BYTES = 4 * 1024 * 1024
 FETCH_META_BATCH = 500
 REPORTED_MEMORY = 10_000
+_REV1_ONLY_SEARCH_KEYS = ("RECENT", "NEW", "OLD")
 
 
 class State(enum.Enum):
@@ -106,6 +108,10 @@ class SharedRedisThrottle(LoginThrottle):
 
 class FatalIOError(Exception):
     """Raised by the I/O layer when the connection has to end (a limit was exceeded)."""
+
+
+class MailboxGone(Exception):
+    """The selected mailbox was deleted by another session: the connection ends with BYE."""
 
 
 class CommandError(Exception):
@@ -283,6 +289,14 @@ class Session:
             return
         try:
             await handler(self, Command(command.tag, name, args))
+        except MailboxGone:
+            # RFC 3501/9051 have no way to take a client out of the selected state but BYE
+            # (§7.1.5); Dovecot does the same ("Selected mailbox was deleted").
+            self.out.clear()
+            self.selected = None
+            self.untagged("BYE selected mailbox was deleted, have to disconnect")
+            self.state = State.LOGOUT
+            await self.flush()
         except CommandError as exc:
             if exc.kind == "BAD":
                 self.bogus += 1
@@ -383,8 +397,9 @@ class Session:
         self.dirty = False
         delta = await self.db(selectors.folder_delta, sel.folder.pk, sel.modseq, sel.uid_next)
         if delta is None:
-            # The folder was deleted elsewhere: RFC 3501 has no way back but BYE.
-            sel.pending_expunge.update(sel.uids)
+            # The folder was deleted elsewhere (a RENAME keeps the folder row, so a renamed
+            # mailbox stays selected under its new name).
+            raise MailboxGone()
         else:
             sel.modseq = max(sel.modseq, delta.highest_modseq)
             known = set(sel.uids)
@@ -493,6 +508,21 @@ class Session:
         """IMAP4rev2 enabled (RFC 9051 Appendix E): no \\Recent, ESEARCH for SEARCH, UTF-8
         mailbox names instead of modified UTF-7."""
         return "IMAP4REV2" in self.enabled
+
+    def check_search_keys(self, key: SearchKey) -> None:
+        """RFC 9051 removed the RECENT, NEW and OLD search keys (Appendix E): in IMAP4rev2 they
+        are not part of the grammar, so a command using them is a BAD."""
+        if self.rev2:
+            for op in _REV1_ONLY_SEARCH_KEYS:
+                if search_uses(key, op):
+                    raise bad(f"{op} is not a search key in IMAP4rev2")
+
+    def check_status_items(self, items: Sequence[str]) -> None:
+        """STATUS RECENT does not exist in IMAP4rev2 (RFC 9051 status-att, Appendix E)."""
+        if any(i not in STATUS_ITEMS for i in items):
+            raise bad("unknown STATUS item")
+        if self.rev2 and "RECENT" in items:
+            raise bad("RECENT is not a STATUS item in IMAP4rev2")
 
     def list_name(self, name: str) -> bytes:
         if name == "INBOX":
@@ -901,6 +931,7 @@ async def _list(s: Session, c: Command, *, lsub: bool) -> None:
     args = list(c.args)
     if not lsub:
         selection, returns, status_items, args = _list_options(args)
+        s.check_status_items(status_items)
     if len(args) != 2:
         raise bad(f"{c.name} needs a reference and a mailbox pattern")
     raw_patterns = args[1] if isinstance(args[1], list) and not lsub else [args[1]]
@@ -1013,8 +1044,7 @@ async def cmd_status(s: Session, c: Command) -> None:
     if len(c.args) != 2 or not isinstance(c.args[1], list) or not c.args[1]:
         raise bad("STATUS needs a mailbox name and a list of items")
     items = [astring(t).upper() for t in c.args[1]]
-    if any(i not in STATUS_ITEMS for i in items):
-        raise bad("unknown STATUS item")
+    s.check_status_items(items)
     folder = await s.folder_or_no(s.mailbox_name(c.args[0]))
     st = await s.db(selectors.folder_status, folder)
     s.untagged(b"STATUS " + s.list_name(folder.name) + f" ({_status_text(st, items)})".encode())
@@ -1370,7 +1400,7 @@ def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[Fe
             else:
                 data = _partial(data, item)
                 if name == "BINARY" and b"\0" in data:
-                    parts.append(label + b" ~" + fmt.literal(data))
+                    parts.append(label + b" " + fmt.literal8(data))
                 else:
                     parts.append(label + b" " + fmt.literal(data))
     if extra_flags and "FLAGS" not in names:
@@ -1473,6 +1503,7 @@ async def cmd_search(s: Session, c: Command) -> None:
     charset, key = search_program(args)
     if charset is not None and charset not in ("UTF-8", "US-ASCII"):
         raise no("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
+    s.check_search_keys(key)
     compiler = selectors.SearchCompiler(sel.folder.pk, sel.seq_ranges_as_uids, sel.uid_ranges, sel.recent)
     save = esearch is not None and "SAVE" in esearch
     if save:
@@ -1527,6 +1558,7 @@ async def _matching_rows(s: Session, sel: Selected, args: list[Token]) -> list[d
     if charset not in ("UTF-8", "US-ASCII"):
         raise no("unsupported charset", "BADCHARSET (UTF-8 US-ASCII)")
     _, key = search_program(args[1:])
+    s.check_search_keys(key)
     compiler = selectors.SearchCompiler(sel.folder.pk, sel.seq_ranges_as_uids, sel.uid_ranges, sel.recent)
     matches = await s.db(selectors.search_uids, sel.folder.pk, key, compiler, max_uid=sel.uid_next)
     uids = [u for u, _ in matches if sel.seq_of(u) is not None]

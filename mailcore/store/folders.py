@@ -218,6 +218,7 @@ def folder_delete(*, account: Account, folder: Folder, recursive: bool = False) 
         raise FolderHasChildren(f"{folder.name} has child folders and holds no messages itself")
     else:
         doomed = [folder]
+    folder_id = folder.pk  # delete() below sets the instance's pk to None
     for item in sorted(doomed, key=lambda f: -f.depth):
         if not item.noselect:
             _expunge_all(account, item)
@@ -226,7 +227,8 @@ def folder_delete(*, account: Account, folder: Folder, recursive: bool = False) 
         _create_one(account, folder.name, noselect=True)
     else:
         _prune_placeholders(account, folder.name)
-    publish_on_commit(account.pk, mail_changed(account.pk, folder.pk, "folders"))
+    # The deleted folder's id: sessions that have it selected look at it and find it gone.
+    publish_on_commit(account.pk, mail_changed(account.pk, folder_id, "folders"))
 
 
 def _expunge_all(account: Account, folder: Folder) -> None:

@@ -91,3 +91,17 @@ def test_idle_connections_are_closed_sooner_before_login(transactional_db: None,
         raw.close()
     finally:
         server.stop()
+
+
+def test_append_nonsync_literal_over_the_limit_ends_with_toobig(imap_port: int, alice: Account, settings: Any) -> None:
+    settings.MAX_MESSAGE_SIZE = 1000
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    # RFC 7888 §4: the octets of a {n+} literal are already coming; the server cannot skip
+    # them, so it says why (TOOBIG) in the BYE and in the command's completion, then closes.
+    raw.send(b"b APPEND INBOX {5000+}\r\n")
+    assert raw.line() == b"* BYE [TOOBIG] literal too large\r\n"
+    assert raw.line() == b"b NO [TOOBIG] literal too large\r\n"
+    with pytest.raises(ConnectionError):
+        raw.line()
+    raw.close()

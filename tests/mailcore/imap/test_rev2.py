@@ -63,12 +63,13 @@ def test_rev2_select_has_no_recent_and_lists_the_mailbox(imap_port: int, alice: 
     # New mail: EXISTS without RECENT.
     store.message_append(account=alice, folder=inbox, raw=make_message())
     assert raw.cmd("e", "NOOP") == [b"* 3 EXISTS\r\n", b"e OK NOOP completed\r\n"]
-    # SEARCH is answered with ESEARCH; RECENT/NEW match nothing, OLD everything.
+    # SEARCH is answered with ESEARCH; RECENT, NEW and OLD are not search keys in RFC 9051.
     assert raw.cmd("f", "SEARCH UNSEEN") == [b'* ESEARCH (TAG "f") ALL 1,3\r\n', b"f OK SEARCH completed\r\n"]
     assert raw.cmd("g", "UID SEARCH ALL")[0] == b'* ESEARCH (TAG "g") UID ALL 1:3\r\n'
-    assert raw.cmd("h", "SEARCH RECENT")[0] == b'* ESEARCH (TAG "h")\r\n'
-    assert raw.cmd("i", "SEARCH NEW")[0] == b'* ESEARCH (TAG "i")\r\n'
-    assert raw.cmd("j", "SEARCH OLD")[0] == b'* ESEARCH (TAG "j") ALL 1:3\r\n'
+    assert raw.cmd("h", "SEARCH RECENT") == [b"h BAD RECENT is not a search key in IMAP4rev2\r\n"]
+    assert raw.cmd("i", "SEARCH NOT (OR SEEN NEW)") == [b"i BAD NEW is not a search key in IMAP4rev2\r\n"]
+    assert raw.cmd("j", "UID SEARCH OLD")[0].startswith(b"j BAD ")
+    assert raw.cmd("j2", "SORT (DATE) UTF-8 RECENT")[0].startswith(b"j2 BAD ")
     assert raw.cmd("k", "SEARCH RETURN (COUNT) ALL")[0] == b'* ESEARCH (TAG "k") COUNT 3\r\n'
     raw.close()
 
@@ -168,4 +169,16 @@ def test_unauthenticate_forgets_the_user_the_mailbox_and_enabled_extensions(imap
     lines = raw.cmd("i", "SELECT INBOX")
     assert b"* 0 EXISTS\r\n" in lines and b"* 0 RECENT\r\n" in lines  # bob's, and IMAP4rev1 again
     assert raw.cmd("j", "SEARCH ALL")[0] == b"* SEARCH\r\n"
+    raw.close()
+
+
+def test_rev2_status_and_list_status_refuse_recent(imap_port: int, alice: Account) -> None:
+    store.message_append(account=alice, folder=_inbox(alice), raw=make_message())
+    raw = _login(imap_port)
+    # IMAP4rev1 still has STATUS RECENT.
+    assert raw.cmd("b", "STATUS INBOX (MESSAGES RECENT)")[0] == b"* STATUS INBOX (MESSAGES 1 RECENT 1)\r\n"
+    raw.cmd("c", "ENABLE IMAP4rev2")
+    assert raw.cmd("d", "STATUS INBOX (MESSAGES RECENT)") == [b"d BAD RECENT is not a STATUS item in IMAP4rev2\r\n"]
+    assert raw.cmd("e", 'LIST "" "*" RETURN (STATUS (RECENT))')[-1].startswith(b"e BAD ")
+    assert raw.cmd("f", "STATUS INBOX (MESSAGES UNSEEN)")[0] == b"* STATUS INBOX (MESSAGES 1 UNSEEN 1)\r\n"
     raw.close()

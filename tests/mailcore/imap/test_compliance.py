@@ -1,0 +1,149 @@
+"""RFC deviations found by compliance checking: NUL octets in literals, a selected mailbox
+deleted or renamed by another session, and the response grammar of the commonest replies."""
+
+from __future__ import annotations
+
+import imaplib
+
+import pytest
+
+from mailcore import store
+from mailcore.models import Account, Folder
+from tests.conftest import PASSWORD, make_message
+
+from .helpers import Raw
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _login(port: int) -> Raw:
+    raw = Raw(port)
+    assert raw.cmd("a0", f'LOGIN alice@a.test "{PASSWORD}"')[-1].startswith(b"a0 OK")
+    return raw
+
+
+def _inbox(alice: Account) -> Folder:
+    return Folder.objects.get(account=alice, name="INBOX")
+
+
+NUL_MESSAGE = (
+    b"From: carol@example.org\r\nSubject: nul\r\nMIME-Version: 1.0\r\n"
+    b"Content-Type: text/plain\r\n\r\nbefore\x00after\r\n"
+)
+
+
+def test_nul_octets_are_sent_as_0x80_except_in_binary_fetches(imap_port: int, alice: Account) -> None:
+    store.message_append(account=alice, folder=_inbox(alice), raw=NUL_MESSAGE)
+    masked = NUL_MESSAGE.replace(b"\x00", b"\x80")
+    raw = _login(imap_port)
+    raw.cmd("b", "SELECT INBOX")
+    data = b"".join(raw.cmd("c", "FETCH 1 (RFC822.SIZE BODY.PEEK[] BODY.PEEK[TEXT] BODY.PEEK[]<40.20>)"))
+    # RFC 3501/9051 literals are CHAR8 (no NUL): same length, NUL replaced, as Dovecot does.
+    assert b"\x00" not in data
+    assert b"RFC822.SIZE %d" % len(NUL_MESSAGE) in data
+    assert b"BODY[] {%d}\r\n" % len(masked) + masked in data
+    assert b"BODY[TEXT] {14}\r\nbefore\x80after\r\n" in data
+    assert b"BODY[]<40> {20}\r\n" + masked[40:60] in data
+    data = b"".join(raw.cmd("d", "FETCH 1 (RFC822)"))
+    assert b"\x00" not in data and b"RFC822 {%d}\r\n" % len(masked) + masked in data
+    # BINARY (RFC 3516) is the client asking for the octets as they are: a literal8.
+    data = b"".join(raw.cmd("e", "FETCH 1 (BINARY.PEEK[] BINARY.PEEK[1] BINARY.SIZE[1])"))
+    assert b"BINARY[] ~{%d}\r\n" % len(NUL_MESSAGE) + NUL_MESSAGE in data
+    assert b"BINARY[1] ~{14}\r\nbefore\x00after\r\n" in data
+    assert b"BINARY.SIZE[1] 14" in data
+    # Without NUL, BINARY is an ordinary literal.
+    data = b"".join(raw.cmd("f", "FETCH 1 (BINARY.PEEK[]<0.6>)"))
+    assert b"BINARY[]<0> {6}\r\nFrom: " in data
+    raw.close()
+
+
+def test_imaplib_fetches_a_message_with_nul(imap_port: int, alice: Account) -> None:
+    store.message_append(account=alice, folder=_inbox(alice), raw=NUL_MESSAGE)
+    conn = imaplib.IMAP4("127.0.0.1", imap_port, timeout=10)
+    conn.login("alice@a.test", PASSWORD)
+    conn.select("INBOX")
+    typ, data = conn.fetch("1", "(BODY.PEEK[])")
+    assert typ == "OK"
+    assert data[0][1] == NUL_MESSAGE.replace(b"\x00", b"\x80")  # type: ignore[index]
+    conn.logout()
+
+
+def test_deleting_the_selected_mailbox_elsewhere_ends_the_session_with_bye(
+    imap_port: int, alice: Account
+) -> None:
+    store.folder_create(account=alice, name="Work")
+    folder = Folder.objects.get(account=alice, name="Work")
+    store.message_append(account=alice, folder=folder, raw=make_message())
+    watcher = _login(imap_port)
+    assert b"* 1 EXISTS\r\n" in watcher.cmd("b", "SELECT Work")
+    other = _login(imap_port)
+    assert other.cmd("c", "DELETE Work")[-1] == b"c OK DELETE completed\r\n"
+    # No EXPUNGE (the messages were not expunged from a mailbox that still exists) but BYE,
+    # and the connection is closed: RFC 3501 §7.1.5, as Dovecot does.
+    watcher.send(b"d NOOP\r\n")
+    assert watcher.line() == b"* BYE selected mailbox was deleted, have to disconnect\r\n"
+    with pytest.raises(ConnectionError):
+        watcher.line()
+    watcher.close()
+    other.close()
+
+
+def test_deleting_the_selected_mailbox_ends_an_idle_session(imap_port: int, alice: Account) -> None:
+    store.folder_create(account=alice, name="Work/Sub")  # Work stays as a \Noselect placeholder
+    watcher = _login(imap_port)
+    watcher.cmd("b", "SELECT Work/Sub")
+    other = _login(imap_port)
+    watcher.send(b"c IDLE\r\n")
+    assert watcher.line().startswith(b"+ ")
+    store.folder_create(account=alice, name="Work/Sub/Deeper")
+    assert other.cmd("d", "DELETE Work/Sub")[-1] == b"d OK DELETE completed\r\n"
+    assert watcher.line() == b"* BYE selected mailbox was deleted, have to disconnect\r\n"
+    with pytest.raises(ConnectionError):
+        watcher.line()
+    watcher.close()
+    other.close()
+
+
+def test_a_renamed_selected_mailbox_stays_selected(imap_port: int, alice: Account) -> None:
+    store.folder_create(account=alice, name="Work")
+    folder = Folder.objects.get(account=alice, name="Work")
+    store.message_append(account=alice, folder=folder, raw=make_message(subject="kept"))
+    watcher = _login(imap_port)
+    watcher.cmd("b", "SELECT Work")
+    other = _login(imap_port)
+    assert other.cmd("c", "RENAME Work Projects")[-1] == b"c OK RENAME completed\r\n"
+    # The same mailbox (same UIDVALIDITY, same messages) under a new name: nothing expunged.
+    assert watcher.cmd("d", "NOOP") == [b"d OK NOOP completed\r\n"]
+    lines = watcher.cmd("e", "STORE 1 +FLAGS (\\Flagged)")
+    assert lines[0] == b"* 1 FETCH (FLAGS (\\Flagged \\Recent))\r\n" and lines[-1].startswith(b"e OK")
+    assert b"kept" in b"".join(watcher.cmd("f", "FETCH 1 (BODY.PEEK[HEADER.FIELDS (SUBJECT)])"))
+    # The selection follows the folder, not the old name.
+    assert other.cmd("g", "SELECT Projects")[-1].startswith(b"g OK")
+    watcher.close()
+    other.close()
+
+
+def test_subject_search_matches_decoded_and_raw_text_without_reading_blobs(
+    imap_port: int, alice: Account
+) -> None:
+    from mailcore.models import Message
+
+    inbox = _inbox(alice)
+    store.message_append(
+        account=alice, folder=inbox, raw=make_message(subject="=?utf-8?q?Quarterly_R=C3=A9sum=C3=A9?=")
+    )
+    store.message_append(account=alice, folder=inbox, raw=make_message(subject="plain report"))
+    legacy = store.message_append(account=alice, folder=inbox, raw=make_message(subject="old 100% report"))
+    # A message stored before the MIME parser: no ENVELOPE, no decoded subject; only its raw
+    # header can match.
+    Message.objects.filter(pk=legacy.message_id).update(envelope=[], subject="")
+    raw = _login(imap_port)
+    raw.cmd("b", "EXAMINE INBOX")
+    needle = "résumé".encode()
+    lines = raw.cmd("c", b"SEARCH CHARSET UTF-8 SUBJECT {%d+}\r\n" % len(needle) + needle)
+    assert lines[0] == b"* SEARCH 1\r\n"  # decoded
+    assert raw.cmd("d", "SEARCH SUBJECT Quarterly_R")[0] == b"* SEARCH 1\r\n"  # raw, encoded
+    assert raw.cmd("e", "SEARCH SUBJECT REPORT")[0] == b"* SEARCH 2 3\r\n"
+    assert raw.cmd("f", 'SEARCH SUBJECT "100%"')[0] == b"* SEARCH 3\r\n"
+    assert raw.cmd("g", 'SEARCH NOT SUBJECT "_"')[0] == b"* SEARCH 2 3\r\n"  # LIKE specials are literal
+    raw.close()
