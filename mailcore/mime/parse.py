@@ -210,7 +210,18 @@ def _pick_bodies(node: Node, section: str, depth: int = 0) -> tuple[str | None, 
     return html_section, text_section
 
 
-def _part_text(raw: bytes, node: Node) -> str:
+def _part_text(raw: bytes, node: Node, decoded: dict[int, str] | None = None) -> str:
+    """The decoded text of a leaf part; ``decoded`` remembers it by node for a second use
+    (the search text and the preview both want the text body: decode it once)."""
+    if decoded is not None and id(node) in decoded:
+        return decoded[id(node)]
+    text = _decode_part_text(raw, node)
+    if decoded is not None:
+        decoded[id(node)] = text
+    return text
+
+
+def _decode_part_text(raw: bytes, node: Node) -> str:
     body = raw[node["body_start"] : min(node["body_end"], node["body_start"] + MAX_TEXT_PART_BYTES)]
     data = decode_transfer(body, node.get("encoding") or "")
     text = decode_bytes(data, _params(node).get("charset"))
@@ -298,17 +309,18 @@ def _parse(raw: bytes) -> ParsedMessage:
         )
     result.attachments = _attachments(raw, nodes, {html_section, text_section}, html_text)
     result.has_attachments = any(a["disposition"] == "attachment" for a in result.attachments)
-    result.text = _index_text(raw, root, subject)
+    decoded: dict[int, str] = {}
+    result.text = _index_text(raw, root, subject, decoded)
     preview_source = ""
     if text_section and text_section in by_section:
-        preview_source = _part_text(raw, by_section[text_section])
+        preview_source = _part_text(raw, by_section[text_section], decoded)
     elif html_text:
         preview_source = html_to_text(html_text[:MAX_TEXT_PART_BYTES])
     result.preview = _WS_RE.sub(" ", preview_source[: MAX_PREVIEW_CHARS * 20]).strip()[:MAX_PREVIEW_CHARS]
     return result
 
 
-def _index_text(raw: bytes, root: Node, subject: str) -> str:
+def _index_text(raw: bytes, root: Node, subject: str, decoded: dict[int, str] | None = None) -> str:
     """Decoded text of text parts for full-text search; one body per multipart/alternative."""
     chunks: list[str] = []
     total = 0
@@ -330,7 +342,7 @@ def _index_text(raw: bytes, root: Node, subject: str) -> str:
             stack.append(message["bodystructure"])
             continue
         if _content_type(node) in _TEXT_INDEX_TYPES:
-            text = _part_text(raw, node)
+            text = _part_text(raw, node, decoded)
             chunks.append(text)
             total += len(text)
     return "\n".join(chunks)[:MAX_TEXT_CHARS]

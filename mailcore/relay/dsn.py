@@ -106,6 +106,11 @@ def original_headers(raw: bytes) -> bytes:
     return raw if index < 0 else raw[: index + 2]
 
 
+def is_international(raw: bytes) -> bool:
+    """True for a message whose header section is UTF-8 (RFC 6532: it needed SMTPUTF8)."""
+    return not original_headers(raw).isascii()
+
+
 def is_delivery_report(raw: bytes) -> bool:
     return bool(_REPORT.search(original_headers(raw)))
 
@@ -142,8 +147,10 @@ def dsn_build(
         lines = []
         if r.orcpt:
             lines.append(f"Original-Recipient: {_field(orcpt_decoded(r.orcpt))}")
+        # RFC 6533 §3: an internationalised address is of type utf-8, in a global report.
+        address_type = "rfc822" if r.address.isascii() else "utf-8"
         lines += [
-            f"Final-Recipient: rfc822; {r.address}",
+            f"Final-Recipient: {address_type}; {r.address}",
             f"Action: {action}",
             f"Status: {status_code(r.reply, action)}",
         ]
@@ -158,10 +165,15 @@ def dsn_build(
             lines.append(f"Will-Retry-Until: {format_datetime(give_up_at(policy, r.created_at or envelope.arrival))}")
         blocks.append(CRLF.join(lines))
     status_body = (CRLF + CRLF).join(blocks) + CRLF
+    # RFC 6533 §3, §6.3: the original of an internationalised message (UTF-8 header fields, RFC
+    # 6532) comes back as message/global, or its header as message/global-headers; these, unlike
+    # message/rfc822, may carry UTF-8 headers and may be base64-encoded for a 7-bit hop.
+    international = is_international(raw)
     if envelope.ret.upper() == "FULL":
-        third_type, third_body = "message/rfc822", raw
+        third_type, third_body = ("message/global" if international else "message/rfc822"), raw
     else:
-        third_type, third_body = "text/rfc822-headers", original_headers(raw)
+        third_type = "message/global-headers" if international else "text/rfc822-headers"
+        third_body = original_headers(raw)
     head = CRLF.join(
         [
             f"From: Mail Delivery System <MAILER-DAEMON@{hostname}>",
@@ -179,9 +191,14 @@ def dsn_build(
         f"--{boundary}{CRLF}Content-Type: text/plain; charset=utf-8{CRLF}Content-Transfer-Encoding: 8bit{CRLF}{CRLF}"
         + CRLF.join(human) + CRLF
     )
-    status_part = f"--{boundary}{CRLF}Content-Type: message/delivery-status{CRLF}{CRLF}" + status_body
+    if status_body.isascii():
+        status_head = f"Content-Type: message/delivery-status{CRLF}"
+    else:
+        status_head = f"Content-Type: message/global-delivery-status{CRLF}Content-Transfer-Encoding: 8bit{CRLF}"
+    status_part = f"--{boundary}{CRLF}{status_head}{CRLF}" + status_body
     # RFC 2045 §6.1: no Content-Transfer-Encoding means 7bit. An 8-bit original must say 8bit
-    # (RFC 2046 §5.2.1 allows it for message/rfc822) so the relay sends the report with
+    # (RFC 2046 §5.2.1 allows it for message/rfc822, RFC 6532 §3.5 for message/global and
+    # message/global-headers) so the relay sends the report with
     # BODY=8BITMIME, or re-encodes it for a hop without 8BITMIME (encoding.body_to_7bit).
     third_cte = f"Content-Transfer-Encoding: 8bit{CRLF}" if has_8bit(third_body) else ""
     third_head = f"--{boundary}{CRLF}Content-Type: {third_type}{CRLF}{third_cte}{CRLF}"
@@ -218,7 +235,9 @@ def report_send(
     if is_delivery_report(raw):
         return 0
     report = dsn_build(envelope=envelope, recipients=recipients, action=action, raw=raw, now=now or timezone.now())
-    result = message_submit(raw=report, mail_from="", recipients=[envelope.mail_from])
+    result = message_submit(
+        raw=report, mail_from="", recipients=[envelope.mail_from], smtputf8=not envelope.mail_from.isascii()
+    )
     for address, reason in result.refused:
         # Nothing more can be done: a report about a report is never sent (RFC 5321 §4.5.5).
         log.warning("%s report for %s to <%s> not delivered: %s", action, about, address, reason)

@@ -39,6 +39,8 @@ AuthOutcome = Literal["ok", "invalid", "throttled"]
 DEFAULT_DB_THREADS = 8
 
 
+RECIPIENT_REUSE = 2.0  # seconds a connection reuses a local recipient's lookup
+RECIPIENT_REUSE_MAX = 1000  # addresses remembered per connection
 HEALTH_CHECK_INTERVAL = 1.0  # seconds between connection checks per worker thread
 _thread_state = threading.local()
 # Bumped when a job finds its connection dead: the database went away for every thread, so each
@@ -137,13 +139,28 @@ class MailHandler:
         return replies.SENDER_OK if allowed else replies.SEND_AS_DENIED.format(address=address)
 
     async def rcpt_to(self, server: MailSMTP, address: str) -> tuple[str, Resolution | None]:
+        # A client that sends many messages to the same mailbox on one connection (a list
+        # server, another MTA's queue run) gets it looked up once every RECIPIENT_REUSE seconds,
+        # not once per RCPT: only accepted local recipients are remembered, so an unknown
+        # address is asked about each time, and delivery re-checks quota and the account row in
+        # its one statement, as it always did for the moments between RCPT and end of data.
+        seen = server.mail_session.recipients_seen
+        entry = seen.get(address)
+        now = time.monotonic()
+        known = entry[1] if entry is not None and now - entry[0] < RECIPIENT_REUSE else None
         if self.role.is_submission:
-            decision = await self.run(policy.submission_recipient_check, address)
+            check = functools.partial(policy.submission_recipient_check, address, known=known)
         else:
-            decision = await self.run(
-                policy.mx_recipient_check, address, declared_size=server.mail_envelope.declared_size
+            check = functools.partial(
+                policy.mx_recipient_check, address, declared_size=server.mail_envelope.declared_size, known=known
             )
-        return decision.reply, decision.resolution
+        decision = check() if known is not None else await self.run(check)
+        resolution = decision.resolution
+        if known is None and resolution is not None and resolution.kind is RecipientKind.LOCAL:
+            if len(seen) >= RECIPIENT_REUSE_MAX:
+                seen.clear()
+            seen[address] = (now, resolution)
+        return decision.reply, resolution
 
     # --- the message ----------------------------------------------------------------------
     async def message(self, server: MailSMTP, raw: bytes) -> str:

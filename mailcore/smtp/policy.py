@@ -51,11 +51,14 @@ class RecipientDecision:
     resolution: Resolution | None = None
 
 
-def mx_recipient_check(address: str, *, declared_size: int = 0) -> RecipientDecision:
-    """Decide RCPT TO on the MX port."""
+def mx_recipient_check(
+    address: str, *, declared_size: int = 0, known: Resolution | None = None
+) -> RecipientDecision:
+    """Decide RCPT TO on the MX port. ``known``: the address's resolution, found a moment ago
+    (then no lookup is made)."""
     if is_relay_spelling(address):
         return RecipientDecision(Verdict.RELAY_DENIED, replies.RELAY_DENIED.format(address=address))
-    resolution = recipient_resolve(address)
+    resolution = known or recipient_resolve(address)
     if resolution.kind is RecipientKind.REMOTE:
         return RecipientDecision(Verdict.RELAY_DENIED, replies.RELAY_DENIED.format(address=address))
     if resolution.kind is RecipientKind.INVALID:
@@ -67,11 +70,11 @@ def mx_recipient_check(address: str, *, declared_size: int = 0) -> RecipientDeci
     return RecipientDecision(Verdict.ACCEPT, replies.RECIPIENT_OK, resolution)
 
 
-def submission_recipient_check(address: str) -> RecipientDecision:
+def submission_recipient_check(address: str, *, known: Resolution | None = None) -> RecipientDecision:
     """Decide RCPT TO for an authenticated client: anyone, except unknown users of ours."""
     if is_relay_spelling(address):
         return RecipientDecision(Verdict.BAD_ADDRESS, replies.BAD_ADDRESS.format(reason="not a plain address"))
-    resolution = recipient_resolve(address)
+    resolution = known or recipient_resolve(address)
     if resolution.kind is RecipientKind.INVALID:
         return RecipientDecision(Verdict.BAD_ADDRESS, replies.BAD_ADDRESS.format(reason=resolution.reason))
     if resolution.kind is RecipientKind.UNKNOWN:

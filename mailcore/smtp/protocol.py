@@ -84,6 +84,8 @@ class MailSession(Session):
         self.account: Account | None = None
         self.tls_info: dict[str, Any] | None = None
         self.rdns: asyncio.Task[str | None] | None = None  # started when the connection opens
+        # Local recipients this connection had accepted lately: address → (when, resolution).
+        self.recipients_seen: dict[str, tuple[float, Resolution]] = {}
 
     async def client_name(self) -> str | None:
         """The client's forward-confirmed reverse DNS name, or None (bounded: see rdns.py)."""

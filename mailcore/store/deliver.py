@@ -68,8 +68,20 @@ class _Found:
     room: int | None
 
 
+# The same for one address (every RCPT TO): with scalar parameters the plan PostgreSQL makes
+# without knowing them is as good as one made for them, so it settles on that generic plan and
+# stops planning the statement on each execution (an array of unknown length keeps it planning).
+_LOOKUP_ONE_SQL = _LOOKUP_SQL.replace(
+    "unnest(%s::text[], %s::text[]) AS x(address, domain)",
+    "(SELECT %s::text, %s::text) AS x(address, domain)",
+)
+
+
 def _lookup(addresses: Sequence[str]) -> dict[str, _Found]:
-    rows = fetch_all(_LOOKUP_SQL, [list(addresses), [a.rpartition("@")[2] for a in addresses]])
+    if len(addresses) == 1:
+        rows = fetch_all(_LOOKUP_ONE_SQL, [addresses[0], addresses[0].rpartition("@")[2]])
+    else:
+        rows = fetch_all(_LOOKUP_SQL, [list(addresses), [a.rpartition("@")[2] for a in addresses]])
     found = {}
     for address, domain_id, catch_all, account_id, inbox_id, destinations, room in rows:
         if isinstance(destinations, str):

@@ -150,3 +150,56 @@ def test_a_delivery_report_with_a_sender_is_still_not_bounced(alice: Account, si
     message_submit(raw=raw, mail_from="alice@a.test", recipients=[CAROL])
     relay_run()
     assert inbox_reports(alice, "Undelivered") == []
+
+
+def test_ret_full_of_an_smtputf8_message_returns_it_as_message_global(alice: Account, sink: SmtpSink) -> None:
+    """RFC 6533 §6.3: an internationalised original (UTF-8 header fields) comes back as
+    message/global, which may carry them (message/rfc822 may not)."""
+    sink.behaviour.rcpt_replies[CAROL] = "550 5.1.1 no such user"
+    raw = make_message(subject="Grüße aus Köln", sender="alice@a.test", to=CAROL, body="ganzer Text\r\n")
+    message_submit(raw=raw, mail_from="alice@a.test", recipients=[CAROL], dsn_ret="FULL", smtputf8=True)
+    relay_run()
+    [report] = inbox_reports(alice, "Undelivered")
+    human, status, original = parts_of(report)
+    assert status.get_content_type() == "message/delivery-status"  # all-ASCII addresses: the usual kind
+    assert original.get_content_type() == "message/global"
+    assert original["Content-Transfer-Encoding"] == "8bit"
+    data = bytes(Message.objects.get(account=alice, subject__startswith="Undelivered").blob.data)
+    returned = data[data.index(b"Content-Type: message/global\r\n") :]
+    assert "Subject: Grüße aus Köln\r\n".encode() in returned and b"ganzer Text" in returned
+
+
+def test_ret_hdrs_of_an_smtputf8_message_returns_message_global_headers(alice: Account, sink: SmtpSink) -> None:
+    sink.behaviour.rcpt_replies[CAROL] = "550 5.1.1 no such user"
+    raw = make_message(subject="Grüße", sender="alice@a.test", to=CAROL, body="geheim\r\n")
+    message_submit(raw=raw, mail_from="alice@a.test", recipients=[CAROL], dsn_ret="HDRS", smtputf8=True)
+    relay_run()
+    [report] = inbox_reports(alice, "Undelivered")
+    original = parts_of(report)[2]
+    assert original.get_content_type() == "message/global-headers"
+    assert "geheim" not in original.as_string()
+
+
+def test_ret_full_of_an_ascii_message_stays_message_rfc822_even_with_smtputf8(alice: Account, sink: SmtpSink) -> None:
+    sink.behaviour.rcpt_replies[CAROL] = "550 5.1.1 no such user"
+    raw = make_message(subject="Plain", sender="alice@a.test", to=CAROL, body="Schöne Grüße\r\n")  # 8-bit body only
+    message_submit(raw=raw, mail_from="alice@a.test", recipients=[CAROL], dsn_ret="FULL", smtputf8=True)
+    relay_run()
+    [report] = inbox_reports(alice, "Undelivered")
+    assert parts_of(report)[2].get_content_type() == "message/rfc822"
+
+
+def test_a_report_about_an_internationalised_recipient_is_a_global_delivery_status() -> None:
+    from mailcore.relay.dsn import ReportEnvelope, ReportRecipient, dsn_build
+
+    report = dsn_build(
+        envelope=ReportEnvelope(mail_from="alice@a.test", arrival=timezone.now(), ret="HDRS"),
+        recipients=[ReportRecipient(address="jürgen@bücher.example", reply="550 5.1.1 no such user")],
+        action="failed", raw=make_message(to="jürgen@bücher.example"), now=timezone.now(),
+    )
+    parsed = email.message_from_bytes(report, policy=compat32)
+    status = parts_of(parsed)[1]
+    assert status.get_content_type() == "message/global-delivery-status"
+    assert status["Content-Transfer-Encoding"] == "8bit"
+    assert "Final-Recipient: utf-8; jürgen@bücher.example".encode() in report
+    assert parts_of(parsed)[2].get_content_type() == "message/global-headers"

@@ -272,3 +272,33 @@ def test_esmtp_parameters_after_helo_are_a_syntax_error(mx) -> None:
     client.helo()
     code, text = client.docmd("MAIL", "FROM:<carol@example.org> SIZE=10")
     assert (code, text[:5]) == (501, b"5.5.4")
+
+
+def test_an_unknown_recipient_is_looked_up_again_on_the_same_connection(mx, alice) -> None:
+    """Accepted local recipients are remembered by the connection for a moment; refusals are not:
+    a mailbox created after a 550 is reachable on the next RCPT of the same connection."""
+    client = connect(mx)
+    client.mail("carol@example.org")
+    assert client.rcpt("newcomer@a.test")[0] == 550
+    store.account_create(address="newcomer@a.test", password=None, quota_bytes=0)
+    assert client.rcpt("newcomer@a.test")[0] == 250
+    assert client.data(make_message())[0] == 250
+    client.quit()
+    assert Message.objects.filter(account__address="newcomer@a.test").count() == 1
+
+
+def test_a_remembered_recipient_is_still_checked_at_delivery(mx, alice) -> None:
+    """The second message to a mailbox on one connection reuses the first RCPT's lookup, but the
+    delivery statement checks the quota again: a mailbox that filled up in between refuses the
+    message with 452 and nothing of it is stored."""
+    client = connect(mx)
+    assert client.sendmail("carol@example.org", ["alice@a.test"], make_message(subject="first")) == {}
+    alice.refresh_from_db()
+    Account.objects.filter(pk=alice.pk).update(quota_bytes=alice.used_bytes + 10)
+    client.mail("carol@example.org")
+    assert client.rcpt("alice@a.test")[0] == 250  # remembered: the room it had a moment ago
+    code, text = client.data(make_message(subject="second"))
+    client.quit()
+    assert (code, text[:5]) == (452, b"4.2.2"), text
+    assert Message.objects.filter(account=alice).count() == 1
+    assert Blob.objects.count() == 1

@@ -235,3 +235,18 @@ def test_a_reply_joins_the_thread_of_what_it_references(alice):
     ids = [first.recipients[0].message_ids[0], reply.recipients[0].message_ids[0]]
     threads = set(Message.objects.filter(id__in=ids).values_list("thread_id", flat=True))
     assert threads == {ids[0]}
+
+
+def test_the_delivery_statements_are_prepared_once_per_connection(alice):
+    """Django opens connections with prepare_threshold=None, which makes psycopg ignore
+    prepare=True: the lookup and the delivery statement must still be server-side prepared
+    (parsed and planned once), and Django's own statements must not be."""
+    for _ in range(3):
+        store.message_deliver(raw=make_message(), recipients=["alice@a.test"])
+    with connection.cursor() as cur:
+        cur.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cur.fetchall()]
+    assert any("mailcore_alias" in s for s in prepared)  # the recipient lookup
+    assert any("INSERT INTO mailcore_blob" in s for s in prepared)  # the delivery statement
+    assert len([s for s in prepared if "INSERT INTO mailcore_blob" in s]) == 1
+    assert not any("pg_prepared_statements" in s for s in prepared)

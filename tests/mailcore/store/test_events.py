@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -8,7 +9,7 @@ from channels.layers import get_channel_layer
 from django.db import connections, transaction
 
 from mailcore import store
-from mailcore.events import account_group
+from mailcore.events import account_group, events_flush
 from tests.conftest import make_message
 
 
@@ -78,7 +79,29 @@ def test_a_redis_outage_loses_no_mail_and_is_not_retried_on_every_write(
         with django_capture_on_commit_callbacks(execute=True):
             result = store.message_deliver(raw=make_message(), recipients=["alice@a.test"])
         assert result.recipients[0].ok
+        assert events_flush(5.0)  # events go out from a publisher thread, after the commit
     messages = [r.getMessage() for r in caplog.records]
     assert sum("not published" in m for m in messages) == 1  # one attempt, then skipped for a while
     assert sum("dropped" in m for m in messages) == 2
     assert alice.messages.count() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_of_a_burst_of_deliveries_all_arrive_in_commit_order(alice):
+    def deliver_several() -> None:
+        for i in range(20):
+            store.message_deliver(raw=make_message(subject=f"burst {i}"), recipients=[alice.address])
+
+    events = asyncio.run(_collect(alice.pk, deliver_several))
+    assert len(events) == 20
+    modseqs = [e["modseq"] for e in events]
+    assert modseqs == sorted(modseqs) and len(set(modseqs)) == 20
+
+
+def test_one_publisher_thread_per_process_and_flush_returns():
+    from mailcore import events
+
+    assert events.events_flush(5.0)
+    publisher = events._get_publisher()
+    assert publisher.thread.is_alive() and publisher.pid == os.getpid()
+    assert events._get_publisher() is publisher  # one thread per process
