@@ -82,8 +82,9 @@ class Instance:
         self.mail = subprocess.Popen([sys.executable, "manage.py", "runmail", "--only", "smtp"], cwd=ROOT, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        port = self.ports["SMTP_PORT"]
-        assert wait_for(lambda: _listening(port), 30), (self.var / "runmail.log").read_text()[-3000:]
+        # Every listener the test uses: the listeners open one after another (submission after MX).
+        ports = [self.ports["SMTP_PORT"], self.ports["SUBMISSION_PORT"]]
+        assert wait_for(lambda: all(_listening(p) for p in ports), 30), (self.var / "runmail.log").read_text()[-3000:]
 
     def stop_mail(self) -> None:
         if self.mail is not None:
