@@ -126,6 +126,17 @@ def _beyond(qs: QuerySet[FolderEntry], cursor: Cursor, *, older: bool) -> QueryS
     )
 
 
+# What a list row shows of an entry and its message: nothing else is fetched (the message's
+# JSON columns, decoded row by row, cost more than the rest of the page's rows together).
+LIST_FIELDS = (
+    "folder_id", "uid", "received_at", "message_id",
+    *(f"message__{name}" for name in (
+        "account_id", "thread_id", "subject", "preview", "from_name", "from_email", "to_text",
+        "seen", "flagged", "draft", "has_attachments", "received_at",
+    )),
+)
+
+
 def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversations: bool = False) -> Page:
     """One page of a folder, newest first, with each entry's message (one query).
 
@@ -137,7 +148,7 @@ def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversation
         qs = _beyond(qs, after, older=True)
     rows = list(
         qs.select_related("message")
-        .defer("message__search_vector", "message__search_text", "message__bodystructure", "message__envelope")
+        .only(*LIST_FIELDS)
         .order_by("-received_at", "-uid")[: size + 1]
     )
     next_cursor = None

@@ -6,10 +6,16 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.template.defaultfilters import date as date_filter
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django.utils.text import Truncator
 
+from mailcore import store
+from mailcore.models import Account, Folder
+from tests.conftest import make_message
 from webmail.listing import RowBuilder, truncate, url_pattern
 
 
@@ -39,3 +45,37 @@ def test_row_dates_are_the_date_filters_in_the_readers_zone() -> None:
             local = timezone.localtime(when)
             assert iso == date_filter(local, "c")
             assert title == date_filter(local, "D j M Y, H:i")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("special_use", "conversations"), [
+    (Folder.SpecialUse.INBOX, True), (Folder.SpecialUse.INBOX, False),
+    (Folder.SpecialUse.SENT, True), (Folder.SpecialUse.DRAFTS, True),
+])
+def test_every_kind_of_list_costs_the_same_queries_for_one_row_or_a_page(
+        alice_client: Client, alice: Account, special_use: str, conversations: bool) -> None:
+    """Rows read only the fields ``selectors.LIST_FIELDS`` fetched: none loads another one."""
+    alice.conversation_view = conversations
+    alice.save(update_fields=["conversation_view"])
+    folder = Folder.objects.get(account=alice, special_use=special_use)
+    flags = ["\\Draft"] if special_use == Folder.SpecialUse.DRAFTS else []
+
+    def add(count: int) -> None:
+        for i in range(count):
+            raw = make_message(subject=f"row {i}", to="Bob <bob@b.test>, dan@x.example", body="A preview. " * 20)
+            store.message_append(account=alice, folder=folder, raw=raw, flags=flags)
+
+    add(1)
+    with CaptureQueriesContext(connection) as one:
+        alice_client.get(f"/f/{folder.pk}/list/")
+    add(60)
+    with CaptureQueriesContext(connection) as page:
+        response = alice_client.get(f"/f/{folder.pk}/list/")
+    assert len(response.context["rows"]) == 50
+    assert len(page) == len(one)
+    html = response.content.decode()
+    assert "row 59" in html and "A preview. A preview." in html
+    if special_use == Folder.SpecialUse.INBOX:
+        assert "Carol" in html
+    else:
+        assert "Bob" in html  # "To: Bob, dan" in Sent, the To field in Drafts

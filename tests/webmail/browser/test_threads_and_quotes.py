@@ -101,3 +101,35 @@ def test_rich_reply_sends_the_quote_in_a_blockquote(page: Any, web_server: str, 
     assert html.index("Yes!") < html.index("wrote:") < html.index("<blockquote") < html.index("<b>cake</b>")
     assert "<script" not in html
     assert parsed["In-Reply-To"] == "<party-1@example.org>"
+
+
+def test_a_reply_whose_original_is_deleted_before_send_warns_keeps_the_text_and_sends_on_the_second_press(
+    page: Any, web_server: str, people: dict[str, Account]
+) -> None:
+    store.message_deliver(raw=HTML.encode(), recipients=["alice@a.test"])
+    sign_in(page, web_server, "alice@a.test")
+    page.get_by_role("link", name="Party").click()
+    page.get_by_role("link", name="Reply", exact=True).click()
+    page.locator("#rich-editor").click()
+    page.keyboard.type("Count me in.")
+    # Meanwhile another device deletes the original for good.
+    original = Message.objects.get(account=people["alice"], subject="Party")
+    for entry in FolderEntry.objects.filter(message=original).select_related("folder"):
+        store.folder_expunge(account=people["alice"], folder=entry.folder, uids=[entry.uid], only_deleted=False)
+    page.get_by_role("button", name="Send").click()
+    alert = page.get_by_role("alert")
+    expect(alert).to_contain_text("the message you are answering was deleted after you opened it")
+    expect(alert).to_contain_text("press Send again")
+    expect(page.locator("#rich-editor")).to_contain_text("Count me in.")
+    expect(page.locator("#quoted")).to_have_count(0)
+    screenshot(page, "reply-original-deleted")
+    assert not Message.objects.filter(account=people["alice"], subject="Re: Party", draft=False).exists()
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(r".*/f/\d+/$"))
+    expect(page.locator(".flash[role=status]")).to_contain_text("not marked as answered")
+    sent = FolderEntry.objects.select_related("message__blob").get(
+        folder__account=people["alice"], folder__special_use=Folder.SpecialUse.SENT).message
+    parsed = email.message_from_bytes(bytes(sent.blob.data), policy=email.policy.default)
+    html = parsed.get_body(preferencelist=("html",)).get_content()  # type: ignore[union-attr]
+    assert "Count me in." in html and "cake" not in html
+    assert parsed["In-Reply-To"] == "<party-1@example.org>"
