@@ -182,3 +182,15 @@ def test_own_append_store_and_expunge_report_without_missing_changes_made_elsewh
     assert b"* 0 RECENT\r\n" in other.cmd("l", "SELECT INBOX")
     other.close()
     raw.close()
+
+
+def test_strings_are_quoted_only_when_the_grammar_allows() -> None:
+    from mailcore.imap import response as fmt
+
+    assert fmt.string('a "b" \\ c\ttab') == b'"a \\"b\\" \\\\ c\ttab"'  # quoted-specials escaped
+    assert fmt.string("Grüße") == b"{7}\r\nGr\xc3\xbc\xc3\x9fe"  # 8-bit: a literal
+    assert fmt.string("two\r\nlines") == b"{10}\r\ntwo\r\nlines"
+    assert fmt.string(b"nul\x00") == b"{4}\r\nnul\x80"  # a literal cannot carry NUL either
+    assert fmt.string("x" * 2000).startswith(b"{2000}\r\n")
+    assert fmt.astring("we]ird") == b'"we]ird"' and fmt.astring("Plain") == b"Plain"
+    assert fmt.astring("") == b'""' and fmt.astring("a b") == b'"a b"'
