@@ -33,41 +33,61 @@ OPS = ["LOGIN", "SELECT", "FETCH", "FETCH BODY", "STORE", "SEARCH", "APPEND", "N
 
 
 class StatementCounter:
-    """Counts what psycopg sends: executes, and BEGIN/COMMIT of transactions."""
+    """Counts what psycopg sends: statements (executes, and BEGIN/COMMIT of transactions) and
+    round trips (statements sent together in a pipeline are one)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.trips = 0
         self.lock = threading.Lock()
+        self.local = threading.local()
+
+    def _add(self, statements: int) -> None:
+        with self.lock:
+            self.count += statements
+            if not getattr(self.local, "pipelined", False):
+                self.trips += statements
 
     def install(self) -> None:
+        import contextlib
+
         import psycopg
 
         counter = self
         original_execute = psycopg.Cursor.execute
         original_commit = psycopg.Connection.commit
         original_rollback = psycopg.Connection.rollback
+        original_pipeline = psycopg.Connection.pipeline
 
         def execute(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            with counter.lock:
-                counter.count += 1
-                # A transaction's first statement also sends BEGIN (psycopg, non-autocommit).
-                if not self.connection.autocommit and self.connection.info.transaction_status == 0:
-                    counter.count += 1
+            # A transaction's first statement also sends BEGIN (psycopg, non-autocommit).
+            begins = not self.connection.autocommit and self.connection.info.transaction_status == 0
+            counter._add(2 if begins else 1)
             return original_execute(self, *args, **kwargs)
 
         def commit(self):  # type: ignore[no-untyped-def]
-            with counter.lock:
-                counter.count += 1
+            counter._add(1)
             return original_commit(self)
 
         def rollback(self):  # type: ignore[no-untyped-def]
-            with counter.lock:
-                counter.count += 1
+            counter._add(1)
             return original_rollback(self)
+
+        @contextlib.contextmanager
+        def pipeline(self):  # type: ignore[no-untyped-def]
+            counter.local.pipelined = True
+            try:
+                with original_pipeline(self) as p:
+                    yield p
+            finally:
+                counter.local.pipelined = False
+                with counter.lock:
+                    counter.trips += 1
 
         psycopg.Cursor.execute = execute  # type: ignore[method-assign]
         psycopg.Connection.commit = commit  # type: ignore[method-assign]
         psycopg.Connection.rollback = rollback  # type: ignore[method-assign]
+        psycopg.Connection.pipeline = pipeline  # type: ignore[method-assign]
 
 
 def prepare() -> None:
@@ -132,17 +152,20 @@ def main(argv: list[str]) -> int:
 
         DatabasePool._call = classmethod(profiled_call)  # type: ignore[method-assign,assignment]
     statements: dict[str, list[int]] = defaultdict(list)
+    trips: dict[str, list[int]] = defaultdict(list)
     cpu: dict[str, list[float]] = defaultdict(list)
     wall: dict[str, list[float]] = defaultdict(list)
 
     def op(name: str, fn, *fargs):  # type: ignore[no-untyped-def]
-        before, began, began_wall = counter.count, time.process_time(), time.perf_counter()
+        before, trips_before = counter.count, counter.trips
+        began, began_wall = time.process_time(), time.perf_counter()
         result = fn(*fargs)
         took = time.perf_counter() - began_wall
         time.sleep(0.002)  # let the server finish what it does after the reply (events)
         if measuring:
             cpu[name].append(time.process_time() - began)
             statements[name].append(counter.count - before)
+            trips[name].append(counter.trips - trips_before)
             wall[name].append(took)
         return result
 
@@ -173,18 +196,21 @@ def main(argv: list[str]) -> int:
         profiles[1].dump_stats(args.profile + ".loop")
     loop.stop([listener.close])
     print(f"{args.loops} loops (+10 warm-up) in {elapsed:.1f} s, code from {Path.cwd()}")
-    print(f"{'command':<14} {'statements':>10} {'CPU ms (median)':>16} {'wall ms (median)':>17}")
+    print(f"{'command':<14} {'statements':>10} {'round trips':>11} {'CPU ms (median)':>16} {'wall ms (median)':>17}")
     total_statements = 0.0
+    total_trips = 0.0
     total_cpu = 0.0
     total_wall = 0.0
     for name in OPS:
         mean_statements = statistics.mean(statements[name])
         total_statements += mean_statements
+        total_trips += statistics.mean(trips[name])
         total_cpu += statistics.mean(cpu[name]) * 1000
         total_wall += statistics.mean(wall[name]) * 1000
-        print(f"{name:<14} {mean_statements:>10.1f} {statistics.median(cpu[name]) * 1000:>16.2f} "
+        print(f"{name:<14} {mean_statements:>10.1f} {statistics.mean(trips[name]):>11.1f} "
+              f"{statistics.median(cpu[name]) * 1000:>16.2f} "
               f"{statistics.median(wall[name]) * 1000:>17.2f}")
-    print(f"{'loop (means)':<14} {total_statements:>10.1f} {total_cpu:>16.2f} {total_wall:>17.2f}")
+    print(f"{'loop (means)':<14} {total_statements:>10.1f} {total_trips:>11.1f} {total_cpu:>16.2f} {total_wall:>17.2f}")
     return 0
 
 

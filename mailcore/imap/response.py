@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 _QUOTABLE_MAX = 1024
+# Octets a quoted string cannot carry (RFC 3501/9051 TEXT-CHAR): NUL, CR, LF and 8-bit.
+_NOT_QUOTABLE = re.compile(rb"[\x00\r\n\x7f-\xff]")
 
 
 def literal(data: bytes) -> bytes:
@@ -27,7 +30,7 @@ def literal8(data: bytes) -> bytes:
 def string(value: str | bytes) -> bytes:
     """A quoted string when possible, else a literal (8-bit, CR/LF, NUL, very long)."""
     data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
-    if len(data) > _QUOTABLE_MAX or any(b > 0x7E or b in (0x0D, 0x0A, 0x00) for b in data):
+    if len(data) > _QUOTABLE_MAX or _NOT_QUOTABLE.search(data):
         return literal(data)
     return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
 

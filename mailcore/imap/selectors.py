@@ -20,7 +20,7 @@ from django.db.models.functions import Coalesce
 from mailcore.models import Account, Folder, FolderChange, FolderEntry, Subscription
 from mailcore.store.sql import fetch_all
 
-from .parser import SearchKey, SequenceSet
+from .parser import SearchKey, SequenceSet, search_uses
 
 FETCH_BATCH = 200
 _FLAG_COLUMNS = ("seen", "answered", "flagged", "deleted", "draft")
@@ -420,17 +420,45 @@ def _annotated(folder_id: int, key: SearchKey) -> QuerySet[FolderEntry]:
     return qs
 
 
+# Keys whose SQL depends on the session (sequence numbers, "$", \Recent) or on the clock.
+_STATEFUL_SEARCH_OPS = ("SEQ", "UIDSET", "RECENT", "OLD", "NEW", "OLDER", "YOUNGER")
+
+
+def _search_sql(folder_id: int, key: SearchKey, compiler: SearchCompiler) -> tuple[str, tuple[Any, ...]]:
+    qs = _annotated(folder_id, key).filter(compiler.compile(key))
+    sql, params = qs.order_by("uid").values_list("uid", "modseq").query.sql_with_params()
+    return sql, tuple(params)
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_search_sql(folder_id: int, key: SearchKey) -> tuple[str, tuple[Any, ...]]:
+    return _search_sql(folder_id, key, SearchCompiler(folder_id, _no_ranges, _no_ranges, ()))
+
+
+def _no_ranges(seqset: SequenceSet) -> list[tuple[int, int]]:
+    raise AssertionError("a search with sequence sets is never cached")
+
+
 def search_uids(folder_id: int, key: SearchKey, compiler: SearchCompiler, *, max_uid: int) -> list[tuple[int, int]]:
-    """(uid, modseq) of matching entries the session knows (uid below its UIDNEXT), in UID order."""
-    qs = _annotated(folder_id, key).filter(compiler.compile(key), uid__lt=max_uid)
+    """(uid, modseq) of matching entries the session knows (uid below its UIDNEXT), in UID order.
+
+    The SQL of a search that does not depend on the session is compiled once per process and
+    folder (the ORM's compilation costs more CPU than the query), and it runs as a prepared
+    statement: the SQL text depends only on the search (the values are parameters), so a client
+    repeating a search (SUBJECT x UNSEEN on every poll) reuses the plan too.
+    """
+    stateful = "\\Recent" in repr(key) or any(search_uses(key, op) for op in _STATEFUL_SEARCH_OPS)
     try:
-        sql, params = qs.order_by("uid").values_list("uid", "modseq").query.sql_with_params()
+        if stateful:
+            sql, params = _search_sql(folder_id, key, compiler)
+        else:
+            try:
+                sql, params = _cached_search_sql(folder_id, key)
+            except TypeError:  # an argument that cannot be hashed: compile it every time
+                sql, params = _search_sql(folder_id, key, compiler)
     except EmptyResultSet:
         return []
-    # Run as a prepared statement: the SQL text depends only on the shape of the search (the
-    # values are parameters), so a client repeating a search (SUBJECT x UNSEEN on every poll)
-    # reuses the plan; planning this join with its subquery costs more than running it.
-    return [(int(uid), int(modseq)) for uid, modseq in fetch_all(sql, params)]
+    return [(int(uid), int(modseq)) for uid, modseq in fetch_all(sql, params) if uid < max_uid]
 
 
 def ordering_rows(folder_id: int, uids: Sequence[int]) -> list[dict[str, Any]]:

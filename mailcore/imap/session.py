@@ -429,6 +429,22 @@ class Session:
             self._send_expunges(sorted(sel.pending_expunge))
             sel.pending_expunge.clear()
 
+    def own_change(self, sel: Selected, modseq: int) -> bool:
+        """After a write of this session to the selected folder that took ``modseq``: when that
+        is the next MODSEQ after what the session has looked at, nothing else changed the
+        folder in between (MODSEQs are taken one at a time under the folder lock), so the
+        session is up to date without a delta query, and its own event will be ignored."""
+        if modseq and modseq == sel.modseq + 1:
+            sel.modseq = modseq
+            return True
+        return False
+
+    def send_pending_expunges(self) -> None:
+        sel = self.selected
+        if sel is not None and sel.pending_expunge:
+            self._send_expunges(sorted(sel.pending_expunge))
+            sel.pending_expunge.clear()
+
     async def sync_if_notified(self, *, allow_expunge: bool) -> None:
         """Sync after FETCH/STORE/SEARCH only when an event said the folder changed (or Redis is
         unavailable); NOOP, CHECK and IDLE always look at the database."""
@@ -582,11 +598,25 @@ async def cmd_starttls(s: Session, c: Command) -> None:
     await s.io.starttls()
 
 
+_BLOCKED = object()
+
+
+def _check_login(throttle: LoginThrottle, ip: str, address: str, password: str) -> Any:
+    """The throttle, the password and the throttle's reset in one trip to the database thread:
+    _BLOCKED, the account, or None."""
+    if throttle.is_blocked(ip, address):
+        return _BLOCKED
+    account = authenticate_mail(address, password)
+    if account is not None:
+        throttle.record_success(ip, address)
+    return account
+
+
 async def _login(s: Session, tag: str, address: str, password: str) -> None:
     ip = s.io.client_ip
-    if await s.db(s.throttle.is_blocked, ip, address):
+    account = await s.db(_check_login, s.throttle, ip, address, password)
+    if account is _BLOCKED:
         raise no("too many failed logins; try again later", "UNAVAILABLE")
-    account = await s.db(authenticate_mail, address, password)
     if account is None:
         await s.db(s.throttle.record_failure, ip, address)
         s.auth_failures += 1
@@ -598,7 +628,6 @@ async def _login(s: Session, tag: str, address: str, password: str) -> None:
             await s.flush()
             return
         raise no("invalid credentials", "AUTHENTICATIONFAILED")
-    await s.db(s.throttle.record_success, ip, address)
     s.account = account
     s.state = State.AUTHENTICATED
     await s._subscribe()
@@ -1074,15 +1103,29 @@ async def cmd_append(s: Session, c: Command) -> None:
     if not message:
         raise no("empty message", "CANNOT")
     folder = await s.folder_or_no(name, "TRYCREATE")
+    sel = s.selected if s.selected is not None and s.selected.folder.pk == folder.pk else None
+    # A rev1 session appending to its selected (read-write) mailbox is the first to see the
+    # message: it takes \Recent at once instead of claiming it in another statement.
+    take_recent = sel is not None and not sel.readonly and not s.rev2
     try:
         appended = await s.db(store.message_append, account=s.account, folder=folder, raw=bytes(message),
-                              flags=flags, internal_date=internal)
+                              flags=flags, internal_date=internal, recent=not take_recent)
     except store.QuotaExceeded as exc:
         raise no(str(exc), "OVERQUOTA") from None
     except store.MessageTooLarge as exc:
         raise no(str(exc), "TOOBIG") from None
-    if s.selected is not None and s.selected.folder.pk == folder.pk:
-        await s.sync(allow_expunge=True)
+    if sel is not None:
+        if take_recent:
+            sel.recent.add(appended.uid)
+        if appended.uid >= sel.uid_next and s.own_change(sel, appended.modseq):
+            sel.uids.append(appended.uid)
+            sel.uid_next = appended.uid + 1
+            s.untagged(f"{len(sel.uids)} EXISTS")
+            if not s.rev2:
+                s.untagged(f"{len(sel.recent)} RECENT")
+            s.send_pending_expunges()
+        else:
+            await s.sync(allow_expunge=True)
     await s.finish(c.tag, "OK", f"[APPENDUID {appended.uidvalidity} {appended.uid}] APPEND completed")
 
 
@@ -1190,7 +1233,10 @@ async def _expunge(s: Session, c: Command, uids: list[int] | None) -> None:
     # simply never announced.
     gone = await s.db(store.folder_expunge, account=s.account, folder=sel.folder, uids=uids)
     s._send_expunges(gone)
-    await s.sync(allow_expunge=True)
+    if gone and s.own_change(sel, gone.modseq):
+        s.send_pending_expunges()
+    else:
+        await s.sync(allow_expunge=True)
     code = ""
     if "CONDSTORE" in s.enabled:
         code = f"[HIGHESTMODSEQ {sel.modseq}] "
@@ -1291,6 +1337,8 @@ async def cmd_store(s: Session, c: Command) -> None:
                         flags=flags, unchanged_since=unchanged_since) if uids else store.FlagsResult()
     condstore = "CONDSTORE" in s.enabled
     changed = set(result.changed)
+    if result.changed:
+        s.own_change(sel, result.entries[result.changed[0]][1])
     for uid in sorted(result.entries):
         flags_now, modseq = result.entries[uid]
         if uid in changed:
@@ -1456,6 +1504,8 @@ async def cmd_fetch(s: Session, c: Command) -> None:
         seen_changed = set(result.changed)
         for uid in seen_changed:
             sel.reported[uid] = result.entries[uid][1]
+        if result.changed:
+            s.own_change(sel, result.entries[result.changed[0]][1])
     for start in range(0, len(uids), FETCH_META_BATCH):
         chunk = uids[start : start + FETCH_META_BATCH]
         rows = await s.db(selectors.fetch_rows, sel.folder.pk, chunk, structure=need_structure,

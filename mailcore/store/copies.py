@@ -38,6 +38,9 @@ class CopyTarget:
     folder_id: int
     flags: Sequence[str] = ()
     received_at: datetime | None = None
+    # \Recent for IMAP (RFC 3501 §2.3.2); False when the session that appends it has the folder
+    # selected and takes \Recent itself.
+    recent: bool = True
 
 
 @dataclass
@@ -189,10 +192,11 @@ _SHARED_COLUMNS = [
 _TARGET_COLUMNS = [
     ("account_id", "bigint"), ("folder_id", "bigint"), ("received_at", "timestamptz"), ("seen", "boolean"),
     ("answered", "boolean"), ("flagged", "boolean"), ("deleted", "boolean"), ("draft", "boolean"),
-    ("keywords", "text"), ("received_tz", "smallint"),
+    ("keywords", "text"), ("received_tz", "smallint"), ("recent", "boolean"),
 ]
 MESSAGE_INSERT_COLUMNS = frozenset(
-    {"id", "blob_id", "thread_id"} | {c for c, _ in _SHARED_COLUMNS} | {c for c, _ in _TARGET_COLUMNS} - {"folder_id"}
+    {"id", "blob_id", "thread_id"} | {c for c, _ in _SHARED_COLUMNS}
+    | {c for c, _ in _TARGET_COLUMNS} - {"folder_id", "recent"}
 )
 _NO_THREADS = "SELECT NULL::bigint AS account_id, NULL::bigint AS thread_id WHERE false"
 
@@ -258,7 +262,7 @@ def _store_sql(*, enforce_quota: bool, threads_sql: str) -> str:
     ), entries AS (
         INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at)
         SELECT t.folder_id, fold.first_uid + row_number() OVER (PARTITION BY t.folder_id ORDER BY t.ord) - 1,
-               t.id, fold.modseq, true, t.received_at
+               t.id, fold.modseq, t.recent, t.received_at
         FROM t JOIN fold ON fold.id = t.folder_id
         RETURNING folder_id, uid, message_id, modseq
     )
@@ -321,6 +325,7 @@ def store_copies(
         for name in ("seen", "answered", "flagged", "deleted", "draft"):
             columns[name].append(flags[name])
         columns["keywords"].append(json.dumps(keywords))
+        columns["recent"].append(target.recent)
 
     first_from = parsed.from_[0] if parsed.from_ else None
     shared = {

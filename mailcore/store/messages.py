@@ -27,8 +27,8 @@ from .copies import (
     store_copies,
 )
 from .errors import MessageTooLarge, QuotaExceeded, StoreError
-from .locks import lock_accounts, lock_folders
-from .sql import fetch_all
+from .locks import LOCK_ACCOUNTS_SQL, LOCK_FOLDERS_SQL, lock_accounts, lock_folders
+from .sql import fetch_all, fetch_pipelined
 
 FlagMode = Literal["set", "add", "remove"]
 _FLAG_NAMES = ("seen", "answered", "flagged", "deleted", "draft")
@@ -65,14 +65,19 @@ def message_append(
     raw: bytes,
     flags: Sequence[str] = (),
     internal_date: datetime | None = None,
+    recent: bool = True,
 ) -> Appended:
-    """Add a message to a folder (IMAP APPEND, drafts, the Sent copy). Refused when over quota."""
+    """Add a message to a folder (IMAP APPEND, drafts, the Sent copy). Refused when over quota.
+
+    ``recent=False`` files it without \\Recent: for an IMAP session that has the folder
+    selected, which is then the first to see it and reports \\Recent itself."""
     _check_folder(account, folder)
     if len(raw) > settings.MAX_MESSAGE_SIZE:
         raise MessageTooLarge(f"the message is larger than the limit of {settings.MAX_MESSAGE_SIZE} bytes")
     outcome = store_copies(
         raw=raw,
-        targets=[CopyTarget(account_id=account.pk, folder_id=folder.pk, flags=flags, received_at=internal_date)],
+        targets=[CopyTarget(account_id=account.pk, folder_id=folder.pk, flags=flags, received_at=internal_date,
+                            recent=recent)],
         parsed=parse_message(raw),
     )
     if not outcome.stored:
@@ -173,18 +178,19 @@ def flags_store(
     """Set, add or remove flags on the messages standing at ``uids`` in ``folder``.
 
     Flags belong to the message, so every folder it stands in gets a new MODSEQ for it and a
-    change-log row, and an event. Four statements at most: the account lock, the folder locks,
-    the read, one write.
+    change-log row, and an event. Four statements at most, in two round trips: the account
+    lock, the folder locks and the read pipelined, then one write.
     """
     _check_folder(account, folder)
     values, keywords = flag_fields(flags)
     result = FlagsResult()
     uid_list = list(uids)
     # Under the account lock no standing of these messages can come or go until commit.
-    lock_accounts([account.pk])
-    if not fetch_all(_FLAGS_LOCK_SQL, [folder.pk, uid_list]):
+    # One round trip for the account lock, the folder locks and the read, run in that order.
+    _, locked, rows = fetch_pipelined([(LOCK_ACCOUNTS_SQL, [[account.pk]]), (_FLAGS_LOCK_SQL, [folder.pk, uid_list]),
+                                       (_FLAGS_READ_SQL, [folder.pk, uid_list])])
+    if not locked:
         return result
-    rows = fetch_all(_FLAGS_READ_SQL, [folder.pk, uid_list])
     states: dict[int, FlagState] = {}  # message id -> flags it ends with
     before: dict[int, FlagState] = {}
     changed: dict[int, FlagState] = {}
@@ -376,10 +382,17 @@ SELECT NULL, NULL, blobs.id FROM blobs WHERE blobs.refcount <= 0
 """
 
 
+class ExpungedUids(list[int]):
+    """The UIDs ``folder_expunge`` removed, ascending; ``modseq`` is the folder's MODSEQ the
+    expunge took (0 when nothing was removed)."""
+
+    modseq: int = 0
+
+
 @transaction.atomic
 def folder_expunge(
     *, account: Account, folder: Folder, uids: Sequence[int] | None = None, only_deleted: bool = True
-) -> list[int]:
+) -> ExpungedUids:
     """Remove entries from a folder (those flagged \\Deleted, unless ``only_deleted`` is False).
 
     A message whose last entry goes is deleted, its size leaves the quota, and its blob loses
@@ -388,14 +401,17 @@ def folder_expunge(
     _check_folder(account, folder)
     # The account row first, then the folder: the order of APPEND and delivery (quota, then
     # UIDs), since releasing messages here updates the account's quota after the folder lock.
-    lock_accounts([account.pk])
-    lock_folders([folder.pk])
-    rows = fetch_all(_EXPUNGE_SQL, [folder.pk, uids is None, list(uids or ()), only_deleted, folder.pk, folder.pk,
-                                    account.pk, account.pk])
-    gone = sorted(int(uid) for uid, _, _ in rows if uid is not None)
+    # The locks and the expunge in one round trip, run in that order.
+    _, _, rows = fetch_pipelined([
+        (LOCK_ACCOUNTS_SQL, [[account.pk]]),
+        (LOCK_FOLDERS_SQL, [[folder.pk]]),
+        (_EXPUNGE_SQL, [folder.pk, uids is None, list(uids or ()), only_deleted, folder.pk, folder.pk, account.pk,
+                        account.pk]),
+    ])
+    gone = ExpungedUids(sorted(int(uid) for uid, _, _ in rows if uid is not None))
     if not gone:
-        return []
-    modseq = next(int(m) for _, m, _ in rows if m is not None)
+        return gone
+    modseq = gone.modseq = next(int(m) for _, m, _ in rows if m is not None)
     freed = [int(b) for _, _, b in rows if b is not None]
     if freed:
         # A blob still referenced by an outbound queue row is protected by its FK count too.

@@ -43,3 +43,32 @@ def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     if connection.queries_logged:
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
     return rows
+
+
+def fetch_pipelined(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[list[tuple[Any, ...]]]:
+    """Several statements in one round trip (psycopg pipeline mode); the rows of each.
+
+    The server runs them one after the other, each with its own snapshot (read committed), as
+    if sent one at a time: a lock taken by one is held when the next one reads. Used where a
+    writer takes its locks (account, then folders) and reads under them before it decides.
+    """
+    connection.ensure_connection()
+    start = time.monotonic()
+    with connection.wrap_database_errors:
+        raw = connection.connection
+        assert isinstance(raw, psycopg.Connection)
+        cursors = []
+        try:
+            with raw.pipeline():
+                for sql, params in statements:
+                    cur = psycopg.Cursor(raw)
+                    cursors.append(cur)
+                    cur.execute(sql, params, prepare=True)  # type: ignore[arg-type]
+            results = [cur.fetchall() if cur.description else [] for cur in cursors]
+        finally:
+            for cur in cursors:
+                cur.close()
+    if connection.queries_logged:
+        for sql, _ in statements:
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
+    return results

@@ -147,3 +147,50 @@ def test_subject_search_matches_decoded_and_raw_text_without_reading_blobs(
     assert raw.cmd("f", 'SEARCH SUBJECT "100%"')[0] == b"* SEARCH 3\r\n"
     assert raw.cmd("g", 'SEARCH NOT SUBJECT "_"')[0] == b"* SEARCH 2 3\r\n"  # LIKE specials are literal
     raw.close()
+
+
+def test_own_append_store_and_expunge_report_without_missing_changes_made_elsewhere(
+    imap_port: int, alice: Account
+) -> None:
+    from mailcore.models import FolderEntry
+
+    inbox = _inbox(alice)
+    raw = _login(imap_port)
+    raw.cmd("b", "SELECT INBOX")
+    message = make_message(subject="mine")
+    # Nothing else happened: the session reports its own message and takes \Recent itself.
+    lines = raw.cmd("c", b"APPEND INBOX {%d+}\r\n" % len(message) + message)
+    assert lines[:2] == [b"* 1 EXISTS\r\n", b"* 1 RECENT\r\n"] and lines[-1].startswith(b"c OK [APPENDUID ")
+    assert not FolderEntry.objects.get(folder=inbox, uid=1).recent
+    assert raw.cmd("d", "FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS (\\Recent))\r\n"
+    # Another writer got in first: the session's APPEND reports both messages.
+    store.message_append(account=alice, folder=inbox, raw=make_message(subject="theirs"))
+    lines = raw.cmd("e", b"APPEND INBOX {%d+}\r\n" % len(message) + message)
+    assert lines[0] == b"* 3 EXISTS\r\n" and lines[1] == b"* 3 RECENT\r\n"
+    # A change elsewhere between the session's own STORE and EXPUNGE is still reported.
+    raw.cmd("f", "STORE 3 +FLAGS.SILENT (\\Deleted)")
+    store.flags_store(account=alice, folder=inbox, uids=[1], mode="add", flags=["\\Flagged"])
+    lines = raw.cmd("g", "EXPUNGE")
+    assert b"* 3 EXPUNGE\r\n" in lines and b"* 1 FETCH (UID 1 FLAGS (\\Flagged \\Recent))\r\n" in lines
+    assert raw.cmd("h", "NOOP") == [b"h OK NOOP completed\r\n"]
+    # Without anything else, EXPUNGE answers alone.
+    raw.cmd("i", "STORE 2 +FLAGS.SILENT (\\Deleted)")
+    assert raw.cmd("j", "EXPUNGE") == [b"* 2 EXPUNGE\r\n", b"j OK EXPUNGE completed\r\n"]
+    assert raw.cmd("k", "NOOP") == [b"k OK NOOP completed\r\n"]
+    # A second session sees the messages the first one took \Recent of as not recent.
+    other = _login(imap_port)
+    assert b"* 0 RECENT\r\n" in other.cmd("l", "SELECT INBOX")
+    other.close()
+    raw.close()
+
+
+def test_strings_are_quoted_only_when_the_grammar_allows() -> None:
+    from mailcore.imap import response as fmt
+
+    assert fmt.string('a "b" \\ c\ttab') == b'"a \\"b\\" \\\\ c\ttab"'  # quoted-specials escaped
+    assert fmt.string("Grüße") == b"{7}\r\nGr\xc3\xbc\xc3\x9fe"  # 8-bit: a literal
+    assert fmt.string("two\r\nlines") == b"{10}\r\ntwo\r\nlines"
+    assert fmt.string(b"nul\x00") == b"{4}\r\nnul\x80"  # a literal cannot carry NUL either
+    assert fmt.string("x" * 2000).startswith(b"{2000}\r\n")
+    assert fmt.astring("we]ird") == b'"we]ird"' and fmt.astring("Plain") == b"Plain"
+    assert fmt.astring("") == b'""' and fmt.astring("a b") == b'"a b"'
