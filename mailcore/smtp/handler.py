@@ -230,6 +230,10 @@ class MailHandler:
             return replies.MESSAGE_TOO_BIG.format(limit=settings.MAX_MESSAGE_SIZE)
         except (DatabaseError, InterfaceError) as exc:
             log.warning("storage error for %s: %s", queue_id, exc)
+            # A broken connection goes now, not at the next health check: the next message must
+            # not fail on it too (a failed transaction block used to close it; a statement
+            # delivered on its own leaves that to us).
+            close_old_connections()
             return replies.STORAGE_ERROR
         return replies.QUEUED.format(id=queue_id)
 

@@ -28,6 +28,7 @@ from mailcore.store import (
     message_deliver,
     recipient_resolve,
 )
+from mailcore.store.copies import CopyTarget, store_copies
 from mailcore.store.errors import QuotaExceeded
 from mailcore.store.locks import lock_accounts
 
@@ -152,6 +153,33 @@ def _lock_accounts_for_reports(*, local: Sequence[Resolution], mail_from: str, d
     lock_accounts({a for r in local for a in r.account_ids} | set(sender.account_ids))
 
 
+def _deliver_alone(
+    *, local_raw: bytes, local: Sequence[Resolution], remote: Sequence[str], junk: bool, dsn: EnvelopeDsn
+) -> Stored | None:
+    """The commonest MX case, one local mailbox and nothing else to write, as ONE statement that
+    is its own transaction: no BEGIN and no COMMIT round trips (a third of the delivery's time on
+    a busy machine). It commits everything or nothing, as the transaction below does: a full
+    mailbox takes nothing, a vanished folder fails the statement. None: not this case."""
+    if remote or junk or len(local) != 1 or transaction.get_connection().in_atomic_block:
+        return None
+    resolution = local[0]
+    if resolution.forwards or len(resolution.account_ids) != 1:
+        return None
+    if "SUCCESS" in notify_keywords(dsn.of(resolution.address).notify):
+        return None  # the "delivered" report is written in the same transaction
+    account_id = resolution.account_ids[0]
+    folder_id = resolution.inboxes.get(account_id)
+    if folder_id is None:
+        return None
+    outcome = store_copies(
+        raw=local_raw, targets=[CopyTarget(account_id=account_id, folder_id=folder_id)],
+        parsed=parse_message(local_raw), alone=True,
+    )
+    if outcome.over_quota:
+        raise MailboxFullAtDelivery(resolution.address)
+    return Stored(local_message_ids=[c.message_id for c in outcome.stored])
+
+
 def message_accept(
     *,
     local_raw: bytes,
@@ -174,6 +202,9 @@ def message_accept(
     §5.2.7); local recipients that asked for NOTIFY=SUCCESS get a "delivered" report sent.
     """
     dsn = dsn or EnvelopeDsn()
+    alone = _deliver_alone(local_raw=local_raw, local=local, remote=remote, junk=junk, dsn=dsn)
+    if alone is not None:
+        return alone
     stored = Stored()
     with transaction.atomic():
         _lock_accounts_for_reports(local=local, mail_from=mail_from, dsn=dsn)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import DataError, connection
 from django.utils import timezone
 
 from mailcore.events import mail_changed, publish_on_commit
@@ -201,8 +201,20 @@ MESSAGE_INSERT_COLUMNS = frozenset(
 _NO_THREADS = "SELECT NULL::bigint AS account_id, NULL::bigint AS thread_id WHERE false"
 
 
+# Appended to the statement when it runs on its own, outside a transaction block: a target folder
+# that took no copies although its account's quota took the message (the folder is gone, or is
+# \Noselect) fails the whole statement, so that nothing of it is committed. (Inside a transaction
+# the caller's FolderNotFound rolls everything back instead.) The divisor is data, so PostgreSQL
+# cannot fold it at planning time.
+_ALONE_GUARD = """
+    UNION ALL
+    SELECT NULL, NULL, NULL, NULL, NULL, NULL
+    WHERE 1 / (CASE WHEN (SELECT count(*) FROM fold) < (SELECT count(DISTINCT folder_id) FROM t) THEN 0 ELSE 1 END) = 0
+"""
+
+
 @functools.cache
-def _store_sql(*, enforce_quota: bool, threads_sql: str) -> str:
+def _store_sql(*, enforce_quota: bool, threads_sql: str, alone: bool = False) -> str:
     """One statement for the whole write: quota, thread lookup, blob, messages, UIDs, entries.
 
     ``search_vector`` stays NULL: the index job fills it just after (mailcore/store/index.py).
@@ -269,7 +281,7 @@ def _store_sql(*, enforce_quota: bool, threads_sql: str) -> str:
     SELECT folder_id, uid, message_id, modseq, (SELECT id FROM blob), NULL::bigint FROM entries
     UNION ALL
     SELECT NULL, NULL, NULL, NULL, NULL, id FROM quota
-    """  # noqa: S608
+    {_ALONE_GUARD if alone else ""}"""  # noqa: S608
 
 
 def store_copies(
@@ -278,12 +290,19 @@ def store_copies(
     targets: Sequence[CopyTarget],
     parsed: ParsedMessage | None = None,
     check_quota: bool = True,
+    alone: bool = False,
 ) -> StoreOutcome:
     """Write one blob and a Message + FolderEntry per target. Call inside ``transaction.atomic``.
 
     One statement (``_store_sql``) does it all, quota and thread lookup included; several
     accounts or folders are locked in id order first.
+
+    ``alone``: for ONE target, called outside any transaction block: the statement is then its
+    own transaction (no BEGIN and COMMIT round trips), and fails as a whole if the folder took
+    nothing (FolderNotFound, nothing stored); a full mailbox takes nothing either (over_quota).
     """
+    if alone and (len(targets) != 1 or connection.in_atomic_block):
+        raise ValueError("alone is for one target outside a transaction block")
     outcome = StoreOutcome()
     if not targets:
         return outcome
@@ -356,7 +375,12 @@ def store_copies(
     params += [hashlib.sha256(raw).hexdigest(), size, raw]
     params += [shared[c] for c, _ in _SHARED_COLUMNS]
     params.append(size)
-    rows = fetch_all(_store_sql(enforce_quota=check_quota, threads_sql=threads_sql), params)
+    try:
+        rows = fetch_all(_store_sql(enforce_quota=check_quota, threads_sql=threads_sql, alone=alone), params)
+    except DataError as exc:
+        if alone and "division by zero" in str(exc):
+            raise FolderNotFound("the folder does not exist (or holds no messages: \\Noselect)") from None
+        raise
 
     accepted = {int(row[5]) for row in rows if row[5] is not None}
     outcome.over_quota = [a for a in account_ids if a not in accepted]

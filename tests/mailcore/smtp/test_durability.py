@@ -135,3 +135,86 @@ def test_with_a_check_before_every_job_no_message_meets_a_dead_connection(mx, al
     assert _send_until_stored(client, attempts=DB_THREADS + 1) == [250]
     client.quit()
     assert Message.objects.filter(account=alice).count() == DB_THREADS * 2 + 1
+
+
+@pytest.fixture
+def entry_insert_kills_the_connection() -> Iterator[None]:
+    """The same death, for a plain one-mailbox delivery (one statement that is its own
+    transaction): after the quota, the blob and the Message row, at the folder entry."""
+    table = "mailcore_folderentry"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            CREATE OR REPLACE FUNCTION test_smtp_die() RETURNS trigger AS $$
+            BEGIN
+                PERFORM pg_terminate_backend(pg_backend_pid());
+                PERFORM pg_sleep(1);
+                RETURN NEW;
+            END $$ LANGUAGE plpgsql;
+            """
+        )
+        cursor.execute(
+            f"CREATE TRIGGER test_smtp_die BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION test_smtp_die()"
+        )
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TRIGGER IF EXISTS test_smtp_die ON {table}")
+        cursor.execute("DROP FUNCTION IF EXISTS test_smtp_die()")
+
+
+def test_connection_lost_mid_single_mailbox_delivery_gives_451_and_nothing_stored(
+    mx, alice, entry_insert_kills_the_connection
+) -> None:
+    client = connect(mx)
+    client.mail("dave@example.org")
+    assert client.rcpt("alice@a.test")[0] == 250
+    code, text = client.data(make_message())
+    assert (code, text[:5]) == (451, b"4.3.0")
+    assert Message.objects.count() == 0
+    assert Blob.objects.count() == 0
+    alice.refresh_from_db()
+    assert alice.used_bytes == 0
+
+
+def test_a_vanished_folder_fails_a_single_mailbox_delivery_as_a_whole(alice) -> None:
+    """The one-statement delivery has no transaction to roll back after the fact: the statement
+    itself must fail when the folder took nothing, leaving no blob, no Message, no quota used."""
+    from mailcore.smtp import policy
+    from mailcore.store import recipient_resolve
+    from mailcore.store.errors import FolderNotFound
+
+    resolution = recipient_resolve("alice@a.test")
+    [account_id] = resolution.account_ids
+    resolution.inboxes[account_id] = 2_000_000_000  # no such folder
+    assert not connection.in_atomic_block
+    with pytest.raises(FolderNotFound):
+        policy.message_accept(local_raw=make_message(), relay_raw=make_message(), mail_from="", local=[resolution], remote=[])
+    assert Message.objects.count() == 0
+    assert Blob.objects.count() == 0
+    alice.refresh_from_db()
+    assert alice.used_bytes == 0
+
+
+def test_a_single_mailbox_delivery_is_one_statement_without_begin_or_commit(alice, tmp_path) -> None:
+    """libpq's trace of the connection shows what went to the server: the delivery statement and
+    nothing else, no BEGIN and no COMMIT around it (it is its own transaction)."""
+    from mailcore.smtp import policy
+    from mailcore.store import recipient_resolve
+
+    resolution = recipient_resolve("alice@a.test")
+    connection.ensure_connection()
+    pgconn = connection.connection.pgconn
+    trace = tmp_path / "libpq.trace"
+    with trace.open("wb") as out:
+        pgconn.trace(out.fileno())
+        try:
+            stored = policy.message_accept(
+                local_raw=make_message(), relay_raw=make_message(), mail_from="", local=[resolution], remote=[]
+            )
+        finally:
+            pgconn.untrace()
+    sent = [line for line in trace.read_bytes().split(b"\n") if b"\tF\t" in line]  # frontend messages
+    assert len(stored.local_message_ids) == 1
+    assert not any(b"BEGIN" in line or b"COMMIT" in line for line in sent), sent
+    assert any(b"INSERT INTO mailcore_blob" in line for line in sent) or any(b"Bind" in line for line in sent)
+    assert Message.objects.filter(account=alice).count() == 1
