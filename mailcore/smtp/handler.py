@@ -70,6 +70,9 @@ def _in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         _thread_state.checked = now
         _thread_state.lost = lost
         close_old_connections()
+        # Now, outside any transaction: a connection found dead inside the job's atomic block
+        # could not be replaced there (Django refuses to reconnect in one).
+        connections[DEFAULT_DB_ALIAS].close_if_health_check_failed()
     failed = True
     try:
         result = fn(*args, **kwargs)
