@@ -121,7 +121,7 @@ def main(argv: list[str]) -> int:
     os.environ.setdefault("ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK", "1")
     from bench.common import use_bench_database
 
-    use_bench_database("_loop")
+    use_bench_database()  # the same database as `bench imap` (its own loop.test account)
     from django.conf import settings
 
     settings.ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK = True

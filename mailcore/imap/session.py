@@ -1117,6 +1117,8 @@ async def cmd_append(s: Session, c: Command) -> None:
     if sel is not None:
         if take_recent:
             sel.recent.add(appended.uid)
+        # A keyword new to the selected mailbox is announced before the message (RFC 3501 §7.2.6).
+        s.announce_keywords(sel, flags)
         if appended.uid >= sel.uid_next and s.own_change(sel, appended.modseq):
             sel.uids.append(appended.uid)
             sel.uid_next = appended.uid + 1

@@ -194,3 +194,21 @@ def test_strings_are_quoted_only_when_the_grammar_allows() -> None:
     assert fmt.string("x" * 2000).startswith(b"{2000}\r\n")
     assert fmt.astring("we]ird") == b'"we]ird"' and fmt.astring("Plain") == b"Plain"
     assert fmt.astring("") == b'""' and fmt.astring("a b") == b'"a b"'
+
+
+def test_append_of_a_new_keyword_to_the_selected_mailbox_announces_flags_first(
+    imap_port: int, alice: Account
+) -> None:
+    raw = _login(imap_port)
+    raw.cmd("b", "SELECT INBOX")
+    message = make_message()
+    lines = raw.cmd("c", b"APPEND INBOX ($Project) {%d+}\r\n" % len(message) + message)
+    assert lines[0] == b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Project)\r\n"
+    assert lines[1].startswith(
+        b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Project \\*)]"
+    )
+    assert lines[2] == b"* 1 EXISTS\r\n" and lines[-1].startswith(b"c OK [APPENDUID ")
+    # Known now: a second APPEND with it announces nothing.
+    lines = raw.cmd("d", b"APPEND INBOX ($Project) {%d+}\r\n" % len(message) + message)
+    assert lines[0] == b"* 2 EXISTS\r\n"
+    raw.close()
