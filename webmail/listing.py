@@ -3,8 +3,10 @@
 A page of 50 rows rendered straight from model instances cost ~1,700 template variable lookups,
 ~100 ``{% url %}`` reversals and ~100 date formats (about 70 % of the list's server time). Here
 each row's URL is a string format of one reversed pattern, its dates are formatted once in the
-reader's time zone, and its sender, labels and preview are ready to print: the template
-(``_list.html``) only joins them, with one row markup for conversations and messages alike.
+reader's time zone, and its sender, labels and preview are ready to print. The row markup itself
+(``ROW``, one for conversations and messages alike) is a ``str.format`` too: through the template
+engine its ~14 variables and ~6 conditions per row still cost about a third of a list request's
+Python time. ``_list.html`` prints the joined rows (``render_rows``) inside its table.
 No queries: everything comes from the page that ``selectors.folder_page`` fetched.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from html import escape as _escape
 from typing import TYPE_CHECKING
 
 from django.urls import reverse
@@ -75,6 +78,45 @@ class Row:
     iso: str  # <time datetime>
     title: str  # full date and time, on hover
     date: str  # as the list shows it
+
+
+# One list row, exactly what the ``{% for %}`` loop of ``_list.html`` used to print (the leading
+# newline and the trailing indentation included). Every value is escaped as the template's
+# autoescape did (``html.escape`` with quotes) except ``sender``, which is markup already.
+ROW = """
+  <tr class="{unread}" data-id="{id}" data-key="{key}">
+    <td class="sel"><input type="checkbox" name="ids" value="{value}" aria-label="{select_label}"></td>
+    <td class="star"><button type="button" class="star-toggle{on}" aria-pressed="{pressed}"
+        aria-label="Starred" title="{star_title}"
+        hx-post="{action_url}" hx-target="#list" hx-swap="innerHTML"
+        hx-vals='{{"action": "{star_action}", "ids": "{value}"}}'>{star}</button></td>
+    <td class="from">{sender}</td>
+    <td class="subject">
+      <a href="{href}"><span class="subj">{subject}</span></a>
+      <span class="preview"> – {preview}</span>
+    </td>
+    <td class="att">{attachments}</td>
+    <td class="date"><time datetime="{iso}" title="{title}">{date}</time></td>
+  </tr>
+  """
+_ATTACHMENT = '<span title="Has attachments" aria-label="Has attachments">📎</span>'
+_STARRED = {"on": " on", "pressed": "true", "star_title": "Starred", "star_action": "unstar", "star": "★"}
+_UNSTARRED = {"on": "", "pressed": "false", "star_title": "Not starred", "star_action": "star", "star": "☆"}
+
+
+def render_rows(rows: list[Row], action_url: str) -> SafeString:
+    """The ``<tr>`` of every row, for ``{{ rows_html }}`` in ``_list.html``."""
+    action = _escape(action_url)
+    fmt = ROW.format
+    return SafeString("".join(fmt(
+        unread="unread" if r.unread else "",
+        id=_escape(r.id), key=_escape(r.key), value=_escape(r.value),
+        select_label=_escape(r.select_label), action_url=action,
+        sender=r.sender, href=_escape(r.href), subject=_escape(r.subject), preview=_escape(r.preview),
+        attachments=_ATTACHMENT if r.attachments else "",
+        iso=_escape(r.iso), title=_escape(r.title), date=_escape(r.date),
+        **(_STARRED if r.flagged else _UNSTARRED),
+    ) for r in rows))
 
 
 class RowBuilder:

@@ -16,7 +16,7 @@ from django.utils.text import Truncator
 from mailcore import store
 from mailcore.models import Account, Folder
 from tests.conftest import make_message
-from webmail.listing import RowBuilder, truncate, url_pattern
+from webmail.listing import Row, RowBuilder, render_rows, truncate, url_pattern
 
 
 @pytest.mark.parametrize("text", [
@@ -79,3 +79,40 @@ def test_every_kind_of_list_costs_the_same_queries_for_one_row_or_a_page(
         assert "Carol" in html
     else:
         assert "Bob" in html  # "To: Bob, dan" in Sent, the To field in Drafts
+
+
+# The row loop of _list.html before the rows were formatted in Python: what render_rows prints.
+_TEMPLATE_ROWS = """{% for r in rows %}
+  <tr class="{% if r.unread %}unread{% endif %}" data-id="{{ r.id }}" data-key="{{ r.key }}">
+    <td class="sel"><input type="checkbox" name="ids" value="{{ r.value }}" aria-label="{{ r.select_label }}"></td>
+    <td class="star"><button type="button" class="star-toggle{% if r.flagged %} on{% endif %}" aria-pressed="{% if r.flagged %}true{% else %}false{% endif %}"
+        aria-label="Starred" title="{% if r.flagged %}Starred{% else %}Not starred{% endif %}"
+        hx-post="{{ action_url }}" hx-target="#list" hx-swap="innerHTML"
+        hx-vals='{"action": "{% if r.flagged %}unstar{% else %}star{% endif %}", "ids": "{{ r.value }}"}'>{% if r.flagged %}★{% else %}☆{% endif %}</button></td>
+    <td class="from">{{ r.sender }}</td>
+    <td class="subject">
+      <a href="{{ r.href }}"><span class="subj">{{ r.subject }}</span></a>
+      <span class="preview"> – {{ r.preview }}</span>
+    </td>
+    <td class="att">{% if r.attachments %}<span title="Has attachments" aria-label="Has attachments">📎</span>{% endif %}</td>
+    <td class="date"><time datetime="{{ r.iso }}" title="{{ r.title }}">{{ r.date }}</time></td>
+  </tr>
+  {% endfor %}"""
+
+
+@pytest.mark.parametrize("flagged", [False, True])
+@pytest.mark.parametrize("text", ["plain", "<b>Tom & \"Jerry\"</b> it's {x} %s", "Zoë – 日本語"])
+def test_rows_print_what_the_template_loop_printed(text: str, flagged: bool) -> None:
+    from django.template import Context, Template
+    from django.utils.html import format_html
+
+    rows = [Row(id="12", key=f"t{text}", value=f"t{text}", unread=unread, flagged=flagged,
+                select_label=f"Select conversation with {text}: {text}",
+                sender=format_html('<span class="people">{}</span>', text), href=f"/m/12/?folder=3&x={text}",
+                subject=text, preview=text, attachments=unread, iso="2026-12-02T01:00:00+00:00",
+                title=f"Wed 2 Dec 2026, {text}", date=text) for unread in (False, True)]
+    action_url = f"/f/3/action/?{text}"
+    expected = Template(_TEMPLATE_ROWS).render(Context({"rows": rows, "action_url": action_url}))
+    printed = render_rows(rows, action_url)
+    assert printed == expected
+    assert "<b>" not in printed.replace('<span class="people">', "")

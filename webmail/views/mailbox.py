@@ -15,7 +15,7 @@ from mailcore.models import Account, Folder
 
 from .. import selectors
 from ..conversations import participants, recipients_label
-from ..listing import Row, RowBuilder
+from ..listing import Row, RowBuilder, render_rows
 from ..selectors import Cursor
 from .common import account_of, hx_redirect, mail_view
 
@@ -54,12 +54,14 @@ def _list_context(request: HttpRequest, folder: Folder) -> dict[str, object]:
             rows.append(build.conversation(conversation))
     elif not grouped:
         rows = [build.message(entry) for entry in page.entries]
+    action_url = reverse("folder_action", args=[folder.pk])
     return {
         "folder": folder,
         "page": page,
         "rows": rows,
+        "rows_html": render_rows(rows, action_url),
         "conversations": grouped,
-        "action_url": reverse("folder_action", args=[folder.pk]),
+        "action_url": action_url,
         "folder_url": reverse("folder", args=[folder.pk]),
         "after": after.encode() if after else "",
         "next_after": page.next_cursor.encode() if page.next_cursor else "",
