@@ -137,20 +137,57 @@ LIST_FIELDS = (
 )
 
 
+def _list_columns(model: type[FolderEntry] | type[Message], wanted: set[str]) -> list[str]:
+    """The concrete columns of ``model`` among ``wanted``, in the order ``Model.from_db`` takes."""
+    return [f.attname for f in model._meta.concrete_fields if f.attname in wanted or f.primary_key]
+
+
+_ENTRY_COLUMNS = _list_columns(FolderEntry, {n for n in LIST_FIELDS if "__" not in n})
+_MESSAGE_COLUMNS = _list_columns(Message, {n.split("__", 1)[1] for n in LIST_FIELDS if n.startswith("message__")})
+_MESSAGE_FIELD = FolderEntry._meta.get_field("message")
+
+# The page query that ``_rows(...).select_related("message").only(*LIST_FIELDS)`` compiled to,
+# written once: compiling it (the NOT EXISTS subquery above all) cost as much Python time as
+# running it and turning its rows into models. The same plan: a range scan of entry_folder_date
+# from the cursor, the message by primary key, and, for conversations, the anti join probing
+# message_account_thread and entry_message per candidate row.
+_PAGE_SELECT = "SELECT {columns} FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id WHERE e.folder_id = %(folder)s"
+_PAGE_AFTER = " AND (e.received_at, e.uid) < (%(received_at)s, %(uid)s)"
+_PAGE_NEWEST_OF_THREAD = """ AND NOT EXISTS (
+    SELECT 1 FROM mailcore_folderentry n JOIN mailcore_message nm ON nm.id = n.message_id
+    WHERE n.folder_id = e.folder_id AND nm.account_id = %(account)s AND nm.thread_id = m.thread_id
+      AND (n.received_at > e.received_at OR (n.received_at = e.received_at AND n.uid > e.uid)))"""
+_PAGE_ORDER = " ORDER BY e.received_at DESC, e.uid DESC LIMIT %(limit)s"
+_PAGE_COLUMNS = ", ".join([f"e.{c}" for c in _ENTRY_COLUMNS] + [f"m.{c}" for c in _MESSAGE_COLUMNS])
+
+
+def _page_sql(*, after: bool, conversations: bool) -> str:
+    return (_PAGE_SELECT.format(columns=_PAGE_COLUMNS) + (_PAGE_AFTER if after else "")
+            + (_PAGE_NEWEST_OF_THREAD if conversations else "") + _PAGE_ORDER)
+
+
+_PAGE_SQL = {(a, c): _page_sql(after=a, conversations=c) for a in (False, True) for c in (False, True)}
+
+
 def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversations: bool = False) -> Page:
-    """One page of a folder, newest first, with each entry's message (one query).
+    """One page of a folder, newest first, with each entry's message (one query): the entries
+    and messages hold only ``LIST_FIELDS`` (the others are deferred, as ``.only()`` leaves them).
 
     With ``conversations``, one row per thread: only the newest entry of each thread in the
     folder is listed (a second query sums up the page's threads, see ``conversation_rows``).
     """
-    qs = _rows(folder, conversations=conversations)
+    params: dict[str, Any] = {"folder": folder.pk, "account": folder.account_id, "limit": size + 1}
     if after is not None:
-        qs = _beyond(qs, after, older=True)
-    rows = list(
-        qs.select_related("message")
-        .only(*LIST_FIELDS)
-        .order_by("-received_at", "-uid")[: size + 1]
-    )
+        params["received_at"], params["uid"] = after.received_at, after.uid
+    with connection.cursor() as cursor:
+        cursor.execute(_PAGE_SQL[after is not None, conversations], params)
+        fetched = cursor.fetchall()
+    split = len(_ENTRY_COLUMNS)
+    rows = []
+    for values in fetched:
+        entry = FolderEntry.from_db(connection.alias, _ENTRY_COLUMNS, values[:split])
+        _MESSAGE_FIELD.set_cached_value(entry, Message.from_db(connection.alias, _MESSAGE_COLUMNS, values[split:]))
+        rows.append(entry)
     next_cursor = None
     if len(rows) > size:
         rows = rows[:size]

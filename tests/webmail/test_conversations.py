@@ -304,3 +304,31 @@ def test_an_alias_of_another_tenant_pointing_at_alice_is_not_me(
     assert [r.names for r in rows] == [["Carol"]]
     reply = alice_client.get(f"/compose/?reply={appended.message_id}")
     assert reply.context["form"].initial["to"] == "Carol <ceo@b.test>"
+
+
+def test_the_page_query_lists_what_the_orm_rows_list_at_every_cursor(alice: Account) -> None:
+    """``folder_page``'s hand-written query and ``_rows`` (which ``neighbours`` still uses) agree
+    on every page, from the top and from each row's cursor, with threads interleaved, lone
+    messages and equal dates (the uid breaks the tie)."""
+    from webmail import selectors
+
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    start = timezone.now() - timedelta(days=3)
+    for n in range(4):
+        _thread(alice, inbox, f"topic {n}", ["carol@example.org", "dan@example.org"] * (n % 3 + 1),
+                start=start + timedelta(minutes=n * 2))
+    same = start + timedelta(hours=5)
+    for i in range(3):
+        store.message_append(account=alice, folder=inbox, raw=make_message(subject=f"lone {i}"), internal_date=same)
+    entries = list(FolderEntry.objects.filter(folder=inbox).order_by("-received_at", "-uid"))
+    assert len(entries) == 17
+    for conversations in (True, False):
+        rows = selectors._rows(inbox, conversations=conversations)
+        for cursor in [None, *(selectors.Cursor(received_at=e.received_at, uid=e.uid) for e in entries)]:
+            expected = rows if cursor is None else selectors._beyond(rows, cursor, older=True)
+            want = list(expected.order_by("-received_at", "-uid").values_list("pk", flat=True)[:4])
+            page = selectors.folder_page(inbox, after=cursor, size=3, conversations=conversations)
+            assert [e.pk for e in page.entries] == want[:3]
+            assert (page.next_cursor is not None) == (len(want) == 4)
+            assert all(e.message.pk == e.message_id for e in page.entries)
+        assert len(list(rows)) == (7 if conversations else 17)
