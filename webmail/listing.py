@@ -147,13 +147,12 @@ class RowBuilder:
     def conversation(self, row: Conversation) -> Row:
         message = row.entry.message
         subject, preview, iso, title, label, href = self._common(message, row.entry.received_at)
-        sender = format_html('<span class="people">{}</span>', ", ".join(row.names))
+        # What format_html printed, without its lazy-string and SafeString wrappers per call.
+        sender = '<span class="people">' + _escape(", ".join(row.names)) + "</span>"
         if row.has_draft:
             sender += _DRAFT_MARK
         if row.count > 1:
-            sender += format_html(
-                ' <span class="count" aria-label="{} messages">{}</span>', row.count, row.count
-            )
+            sender += f' <span class="count" aria-label="{row.count} messages">{row.count}</span>'
         return Row(
             id=str(message.pk),
             key=row.key,
@@ -161,7 +160,7 @@ class RowBuilder:
             unread=row.unread,
             flagged=row.flagged,
             select_label=f"Select conversation with {', '.join(row.names)}: {subject}",
-            sender=sender,
+            sender=SafeString(sender),
             href=href,
             subject=subject,
             preview=preview,

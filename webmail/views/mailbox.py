@@ -23,8 +23,9 @@ SEEN = "\\Seen"
 FLAGGED = "\\Flagged"
 
 
-def _sidebar_context(account: Account, current: Folder | None) -> dict[str, object]:
-    folders = selectors.folders_for_account(account)
+def _sidebar_context(account: Account, current: Folder | None,
+                     folders: list[Folder] | None = None) -> dict[str, object]:
+    folders = selectors.folders_for_account(account) if folders is None else folders
     return {"folders": folders, "current": current,
             "move_targets": [f for f in folders if f != current and not f.noselect]}
 
@@ -74,8 +75,12 @@ def _list_context(request: HttpRequest, folder: Folder) -> dict[str, object]:
 @mail_view
 def folder_view(request: HttpRequest, folder_id: int) -> HttpResponse:
     account = account_of(request)
-    folder = selectors.folder_for_user(account, folder_id)
-    context = {**_sidebar_context(account, folder), **_list_context(request, folder)}
+    # The sidebar lists the account's folders: the one shown is among them (one query, not two).
+    folders = selectors.folders_for_account(account)
+    folder = next((f for f in folders if f.pk == folder_id), None)
+    if folder is None:
+        raise Http404("no such folder")
+    context = {**_sidebar_context(account, folder, folders), **_list_context(request, folder)}
     return render(request, "webmail/folder.html", context)
 
 
