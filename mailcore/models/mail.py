@@ -14,11 +14,16 @@ class Blob(models.Model):
     deletes the row in the transaction that drops the count to zero.
     """
 
-    sha256 = models.CharField(max_length=64, unique=True)
+    sha256 = models.CharField(max_length=64)
     size = models.BigIntegerField()
     data = models.BinaryField()
     refcount = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # A constraint rather than unique=True: the same unique index, without the extra
+        # varchar_pattern_ops index Django adds for a unique CharField (no LIKE ever runs on it).
+        constraints = [models.UniqueConstraint(fields=["sha256"], name="blob_unique_sha256")]
 
     def __str__(self) -> str:
         return f"blob {self.sha256[:12]} ({self.size} bytes, {self.refcount} refs)"
@@ -37,7 +42,7 @@ class Folder(models.Model):
     DELIMITER = "/"
     INBOX = "INBOX"
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="folders")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="folders", db_index=False)
     # Full hierarchical name with DELIMITER; "INBOX" is always spelt so.
     name = models.CharField(max_length=1000)
     special_use = models.CharField(max_length=16, choices=SpecialUse.choices, blank=True, default="")
@@ -99,7 +104,7 @@ class Subscription(models.Model):
 class Message(models.Model):
     """One account's copy of a delivered or appended message, with what was parsed once."""
 
-    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages")
+    account = models.ForeignKey(Account, on_delete=models.CASCADE, related_name="messages", db_index=False)
     blob = models.ForeignKey(Blob, on_delete=models.PROTECT, related_name="messages")
     size = models.BigIntegerField()
     received_at = models.DateTimeField()
@@ -177,9 +182,9 @@ class Message(models.Model):
 class FolderEntry(models.Model):
     """A message standing in a folder, with its own IMAP UID and MODSEQ there."""
 
-    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="entries")
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="entries", db_index=False)
     uid = models.BigIntegerField()
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="entries")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="entries", db_index=False)
     modseq = models.BigIntegerField()
     # \Recent (IMAP4rev1): set for the first session to see the entry.
     recent = models.BooleanField(default=True)
@@ -205,7 +210,7 @@ class FolderChange(models.Model):
         EXPUNGE = "expunge", "Expunge"
         FLAGS = "flags", "Flags"
 
-    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="changes")
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="changes", db_index=False)
     modseq = models.BigIntegerField()
     uid = models.BigIntegerField()
     kind = models.CharField(max_length=8, choices=Kind.choices)
