@@ -604,10 +604,11 @@ _BLOCKED = object()
 def _check_login(throttle: LoginThrottle, ip: str, address: str, password: str) -> Any:
     """The throttle, the password and the throttle's reset in one trip to the database thread:
     _BLOCKED, the account, or None."""
-    if throttle.is_blocked(ip, address):
+    blocked, failures = throttle.check(ip, address)
+    if blocked:
         return _BLOCKED
     account = authenticate_mail(address, password)
-    if account is not None:
+    if account is not None and failures:
         throttle.record_success(ip, address)
     return account
 
@@ -1402,6 +1403,25 @@ def _partial(data: bytes, item: FetchItem) -> bytes:
     return data[start : start + count]
 
 
+# Formatted ENVELOPEs by message id, for every session of the process (on the event loop
+# only): a message's stored envelope never changes, and clients fetch the same ones again and
+# again (every resync of a message list). Bounded by emptying it when full.
+_ENVELOPES: dict[int, bytes] = {}
+ENVELOPE_CACHE_SIZE = 20_000
+
+
+def _envelope(message_id: int, env: Any) -> bytes:
+    cached = _ENVELOPES.get(message_id)
+    if cached is not None:
+        return cached
+    text = b"ENVELOPE " + fmt.envelope(env or [])
+    if env:  # a row stored without metadata and fetched without its body has none yet
+        if len(_ENVELOPES) >= ENVELOPE_CACHE_SIZE:
+            _ENVELOPES.clear()
+        _ENVELOPES[message_id] = text
+    return text
+
+
 def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[FetchItem], uid_cmd: bool,
                   extra_flags: bool) -> bytes:
     parts: list[bytes] = []
@@ -1427,7 +1447,7 @@ def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[Fe
         elif name == "MODSEQ":
             parts.append(b"MODSEQ (%d)" % row["modseq"])
         elif name == "ENVELOPE":
-            parts.append(b"ENVELOPE " + fmt.envelope(env or []))
+            parts.append(_envelope(row["message_id"], env))
         elif name == "BODYSTRUCTURE":
             parts.append(b"BODYSTRUCTURE " + fmt.bodystructure(structure or {}, extended=True))
         elif name == "BODY" and not item.has_section:
