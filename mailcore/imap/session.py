@@ -12,7 +12,6 @@ import asyncio
 import base64
 import binascii
 import bisect
-import contextlib
 import enum
 import logging
 import re
@@ -33,6 +32,7 @@ from mailcore.models import Account, Folder
 from . import ordering, selectors
 from . import response as fmt
 from .capabilities import ENABLEABLE, NAMESPACE, PERMANENT_SYSTEM_FLAGS, SERVER_ID, capabilities
+from .notify import RESYNC, Notifier
 from .parser import (
     Atom,
     Command,
@@ -222,6 +222,7 @@ class Session:
         db: Callable[..., Awaitable[Any]] = _default_db,
         throttle: LoginThrottle | None = None,
         notifications: bool = True,
+        notifier: Notifier | None = None,
     ) -> None:
         self.io = io
         self.db = db
@@ -236,9 +237,8 @@ class Session:
         self.notifications = notifications
         self.wakeup = asyncio.Event()
         self.dirty = False
-        self._listener: asyncio.Task[None] | None = None
-        self._channel: str | None = None
-        self._layer: Any = None
+        self.notifier = notifier
+        self._events_account: int | None = None
 
     # --- output ---------------------------------------------------------------------------
 
@@ -333,59 +333,37 @@ class Session:
         await self._unsubscribe()
 
     async def _unsubscribe(self) -> None:
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
-        if self._layer is not None and self._channel is not None and self.account is not None:
-            from mailcore.events import account_group
-
-            try:
-                await self._layer.group_discard(account_group(self.account.pk), self._channel)
-            except Exception:  # noqa: BLE001 - Redis gone: nothing to clean up there
-                log.debug("group_discard failed", exc_info=True)
-        self._layer = None
-        self._channel = None
+        if self._events_account is not None and self.notifier is not None:
+            self.notifier.unregister(self._events_account, self._on_event)
+        self._events_account = None
 
     # --- notifications (IDLE across processes) ----------------------------------------------
 
     async def _subscribe(self) -> None:
-        if not self.notifications or self.account is None:
+        if not self.notifications or self.notifier is None or self.account is None:
             return
-        from channels.layers import get_channel_layer
+        self._events_account = self.account.pk
+        await self.notifier.register(self.account.pk, self._on_event)
 
-        from mailcore.events import account_group
+    @property
+    def notified(self) -> bool:
+        """Whether changes by others arrive as events now (else look at the database)."""
+        return (self._events_account is not None and self.notifier is not None
+                and self.notifier.listening(self._events_account))
 
-        try:
-            self._layer = get_channel_layer()
-            self._channel = await self._layer.new_channel()
-            await self._layer.group_add(account_group(self.account.pk), self._channel)
-        except Exception:  # noqa: BLE001 - without Redis, NOOP and IDLE polling still work
-            log.warning("IMAP notifications unavailable", exc_info=True)
-            self._layer = None
-            return
-        self._listener = asyncio.create_task(self._listen())
-
-    async def _listen(self) -> None:
-        assert self._layer is not None and self._channel is not None
-        while True:
-            try:
-                event = await self._layer.receive(self._channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.warning("IMAP notification receive failed", exc_info=True)
-                await asyncio.sleep(1)
-                continue
-            sel = self.selected
-            if sel is None or event.get("folder") != sel.folder.pk:
-                continue
-            modseq = int(event.get("modseq") or 0)
-            if modseq and modseq <= sel.modseq:
-                continue  # already part of what this session has looked at (its own APPEND...)
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event is RESYNC:
             self.dirty = True
             self.wakeup.set()
+            return
+        sel = self.selected
+        if sel is None or event.get("folder") != sel.folder.pk:
+            return
+        modseq = int(event.get("modseq") or 0)
+        if modseq and modseq <= sel.modseq:
+            return  # already part of what this session has looked at (its own APPEND...)
+        self.dirty = True
+        self.wakeup.set()
 
     # --- selected-state synchronisation -----------------------------------------------------
 
@@ -448,7 +426,7 @@ class Session:
     async def sync_if_notified(self, *, allow_expunge: bool) -> None:
         """Sync after FETCH/STORE/SEARCH only when an event said the folder changed (or Redis is
         unavailable); NOOP, CHECK and IDLE always look at the database."""
-        if self.dirty or self._listener is None:
+        if self.dirty or not self.notified:
             await self.sync(allow_expunge=allow_expunge)
 
     def _send_expunges(self, uids: Sequence[int]) -> None:
