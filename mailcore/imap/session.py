@@ -490,7 +490,12 @@ class Session:
         folder with children) is found only with ``placeholder`` (DELETE, RENAME); for
         everything else it holds no messages and answers as a missing mailbox would."""
         assert self.account is not None
-        folder = await self.db(selectors.folder_get, self.account, name)
+        return self.selectable_or_no(name, await self.db(selectors.folder_get, self.account, name), code,
+                                     placeholder=placeholder)
+
+    @staticmethod
+    def selectable_or_no(name: str, folder: Folder | None, code: str = "NONEXISTENT", *,
+                         placeholder: bool = False) -> Folder:
         if folder is None:
             raise no("no such mailbox", code)
         if folder.noselect and not placeholder:
@@ -717,10 +722,12 @@ async def _select(s: Session, c: Command, *, readonly: bool) -> None:
         s.state = State.AUTHENTICATED
         s.untagged("OK [CLOSED] previous mailbox closed")
     name = s.mailbox_name(c.args[0])
-    folder = await s.folder_or_no(name)
+    assert s.account is not None
+    found, snap = await s.db(selectors.folder_select, s.account, name)
+    folder = s.selectable_or_no(name, found)
+    assert snap is not None
     if condstore:
         s.enabled.add("CONDSTORE")
-    snap = await s.db(selectors.folder_snapshot, folder.pk)
     if s.rev2:
         recent: set[int] = set()  # IMAP4rev2 has no \Recent (RFC 9051 Appendix E)
     elif readonly:
@@ -1508,8 +1515,10 @@ async def cmd_fetch(s: Session, c: Command) -> None:
             s.own_change(sel, result.entries[result.changed[0]][1])
     for start in range(0, len(uids), FETCH_META_BATCH):
         chunk = uids[start : start + FETCH_META_BATCH]
+        # One message's bytes come with its row (one round trip); more are loaded in groups.
+        preloaded = need_body and len(chunk) == 1
         rows = await s.db(selectors.fetch_rows, sel.folder.pk, chunk, structure=need_structure,
-                          envelope=need_envelope, body=False)
+                          envelope=need_envelope, body=preloaded)
         if changed_since is not None:
             rows = [r for r in rows if r["modseq"] > changed_since]
         # Message bytes are loaded a few megabytes at a time and written out before the next.
@@ -1521,7 +1530,8 @@ async def cmd_fetch(s: Session, c: Command) -> None:
                 group_size += row["message__size"]
                 if group_size < FETCH_BODY_BYTES and index + 1 < len(rows):
                     continue
-                await s.db(selectors.blobs_load, group)
+                if not preloaded:
+                    await s.db(selectors.blobs_load, group)
             else:
                 group = [row]
             for item_row in group:
