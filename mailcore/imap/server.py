@@ -153,7 +153,10 @@ class Connection:
     async def read_line(self, timeout: float | None = None) -> bytes:
         limit = self.limits.line if self._authenticated() else self.limits.line_before_auth
         try:
-            line = await asyncio.wait_for(self.reader.readuntil(b"\n"), timeout or self._timeout())
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for wraps the read in a task of
+            # its own, on every line of every command.
+            async with asyncio.timeout(timeout or self._timeout()):
+                line = await self.reader.readuntil(b"\n")
         except asyncio.LimitOverrunError:
             raise TooLarge("line too long") from None
         except asyncio.IncompleteReadError as exc:
@@ -211,7 +214,8 @@ class Connection:
             if not nonsync:
                 await self.write(b"+ Ready for literal data\r\n")
             try:
-                data += await asyncio.wait_for(self.reader.readexactly(size), self._timeout())
+                async with asyncio.timeout(self._timeout()):
+                    data += await self.reader.readexactly(size)
             except asyncio.IncompleteReadError as exc:
                 raise ConnectionResetError("client went away") from exc
             self._ack_now()
