@@ -18,7 +18,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
 from mailcore.models import Account, Folder, FolderChange, FolderEntry, Subscription
-from mailcore.store.sql import fetch_all
+from mailcore.store.sql import fetch_all, fetch_pipelined
 
 from .parser import SearchKey, SequenceSet, search_uses
 
@@ -115,8 +115,47 @@ UNION ALL
 """
 
 
+# The same, with the folder found by account and name, for SELECT's one round trip.
+_SNAPSHOT_BY_NAME_SQL = """
+WITH f AS (SELECT id, uidvalidity, uid_next, highest_modseq FROM mailcore_folder
+           WHERE account_id = %s AND name = %s ORDER BY id LIMIT 1)
+SELECT 0, f.uidvalidity, f.uid_next, f.highest_modseq, NULL::boolean, NULL::jsonb FROM f
+UNION ALL
+SELECT 1, e.uid, NULL::bigint, NULL::bigint, e.recent, NULL::jsonb
+FROM mailcore_folderentry e CROSS JOIN f
+WHERE e.folder_id = f.id AND e.modseq <= f.highest_modseq AND e.uid < f.uid_next
+UNION ALL
+SELECT 2, min(e.uid), NULL::bigint, NULL::bigint, NULL::boolean, NULL::jsonb
+FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id CROSS JOIN f
+WHERE e.folder_id = f.id AND NOT m.seen AND e.uid < f.uid_next
+UNION ALL
+(SELECT DISTINCT 3, NULL::bigint, NULL::bigint, NULL::bigint, NULL::boolean, m.keywords
+ FROM mailcore_message m JOIN mailcore_folderentry e ON e.message_id = m.id
+ WHERE e.folder_id = (SELECT id FROM f) AND m.keywords <> '[]'::jsonb LIMIT 1000)
+"""
+
+
+def folder_select(account: Account, name: str) -> tuple[Folder | None, Snapshot | None]:
+    """SELECT's folder row and :func:`folder_snapshot` in one round trip (a pipeline of two
+    statements; as before, each with its own snapshot). (None, None) when there is no such
+    folder; the snapshot of a \\Noselect placeholder is there but of no use."""
+    names, folder_sql = _folder_sql("name")
+    folder_rows, snapshot_rows = fetch_pipelined([(folder_sql, [account.pk, name]),
+                                                  (_SNAPSHOT_BY_NAME_SQL, [account.pk, name])])
+    if not folder_rows:
+        return None, None
+    folder = Folder.from_db(connection.alias, names, folder_rows[0])
+    try:
+        return folder, _snapshot_of(snapshot_rows)
+    except Folder.DoesNotExist:
+        return None, None  # deleted between the two statements
+
+
 def folder_snapshot(folder_id: int) -> Snapshot:
-    rows = fetch_all(_SNAPSHOT_SQL, [folder_id] * 4)
+    return _snapshot_of(fetch_all(_SNAPSHOT_SQL, [folder_id] * 4))
+
+
+def _snapshot_of(rows: list[tuple[Any, ...]]) -> Snapshot:
     head = [r for r in rows if r[0] == 0]
     if not head:
         raise Folder.DoesNotExist("Folder matching query does not exist.")
@@ -240,13 +279,15 @@ _FETCH_COLUMNS = ("e.uid, e.modseq, e.received_at, m.received_tz, e.message_id, 
                   "m.seen, m.answered, m.flagged, m.deleted, m.draft, m.keywords")
 
 
-def _fetch_sql(structure: bool, envelope: bool) -> str:
-    columns = _FETCH_COLUMNS + (", m.bodystructure" if structure else "") + (", m.envelope" if envelope else "")
-    return (f"SELECT {columns} FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id "  # noqa: S608
+def _fetch_sql(structure: bool, envelope: bool, body: bool) -> str:
+    columns = _FETCH_COLUMNS + (", m.bodystructure" if structure else "") + (", m.envelope" if envelope else "") + (
+        ", b.data" if body else "")
+    blob = " LEFT JOIN mailcore_blob b ON b.id = m.blob_id" if body else ""
+    return (f"SELECT {columns} FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id{blob} "  # noqa: S608
             "WHERE e.folder_id = %s AND e.uid = ANY(%s::bigint[]) ORDER BY e.uid")
 
 
-_FETCH_SQL = {(s, e): _fetch_sql(s, e) for s in (False, True) for e in (False, True)}
+_FETCH_SQL = {(s, e, b): _fetch_sql(s, e, b) for s in (False, True) for e in (False, True) for b in (False, True)}
 
 
 def _json(value: object) -> Any:
@@ -256,13 +297,14 @@ def _json(value: object) -> Any:
 
 def fetch_rows(folder_id: int, uids: Sequence[int], *, structure: bool, envelope: bool,
                body: bool) -> list[dict[str, Any]]:
-    """Rows for FETCH, in UID order; with ``body`` each row has "raw" (the verbatim blob).
+    """Rows for FETCH, in UID order; with ``body`` each row has "raw" (the verbatim blob, in the
+    same statement: for a few rows only, as every row's bytes are in memory at once).
 
     A prepared statement and plain tuples: FETCH runs on every loop of a client, and the ORM's
     query compilation and row building cost more CPU than the query itself."""
     keys = _FETCH_KEYS + (("message__bodystructure",) if structure else ()) + (
-        ("message__envelope",) if envelope else ())
-    rows = [dict(zip(keys, r, strict=True)) for r in fetch_all(_FETCH_SQL[structure, envelope],
+        ("message__envelope",) if envelope else ()) + (("raw",) if body else ())
+    rows = [dict(zip(keys, r, strict=True)) for r in fetch_all(_FETCH_SQL[structure, envelope, body],
                                                                [folder_id, list(uids)])]
     for r in rows:
         r["message__keywords"] = _json(r["message__keywords"]) or []
@@ -270,8 +312,9 @@ def fetch_rows(folder_id: int, uids: Sequence[int], *, structure: bool, envelope
             r["message__bodystructure"] = _json(r["message__bodystructure"])
         if envelope:
             r["message__envelope"] = _json(r["message__envelope"])
-    if body and rows:
-        blobs_load(rows)
+    if body:
+        for r in rows:
+            r["raw"] = bytes(r["raw"] or b"")
     for r in rows:
         r["flags"] = flags_of(r)
     return rows

@@ -28,6 +28,7 @@ from mailcore.net.proxy import proxied_server_start
 from mailcore.net.tls import server_context
 
 from .compress import Deflater, InflatingReader
+from .notify import Notifier
 from .parser import ParseError, literal_at_end, parse_command
 from .session import IDLE_TIMEOUT_SECONDS, FatalIOError, Session, State
 
@@ -152,7 +153,10 @@ class Connection:
     async def read_line(self, timeout: float | None = None) -> bytes:
         limit = self.limits.line if self._authenticated() else self.limits.line_before_auth
         try:
-            line = await asyncio.wait_for(self.reader.readuntil(b"\n"), timeout or self._timeout())
+            # asyncio.timeout, not wait_for: in Python 3.11 wait_for wraps the read in a task of
+            # its own, on every line of every command.
+            async with asyncio.timeout(timeout or self._timeout()):
+                line = await self.reader.readuntil(b"\n")
         except asyncio.LimitOverrunError:
             raise TooLarge("line too long") from None
         except asyncio.IncompleteReadError as exc:
@@ -210,7 +214,8 @@ class Connection:
             if not nonsync:
                 await self.write(b"+ Ready for literal data\r\n")
             try:
-                data += await asyncio.wait_for(self.reader.readexactly(size), self._timeout())
+                async with asyncio.timeout(self._timeout()):
+                    data += await self.reader.readexactly(size)
             except asyncio.IncompleteReadError as exc:
                 raise ConnectionResetError("client went away") from exc
             self._ack_now()
@@ -219,8 +224,8 @@ class Connection:
                 raise TooLarge("command too long")
         return bytes(data)
 
-    async def run(self, db: DatabasePool) -> None:
-        session = Session(self, db=db.run)
+    async def run(self, db: DatabasePool, notifier: Notifier | None = None) -> None:
+        session = Session(self, db=db.run, notifier=notifier)
         self.session = session
         try:
             await self.write(session.greeting())
@@ -255,10 +260,12 @@ class Connection:
 
 
 class Listener:
-    def __init__(self, server: asyncio.AbstractServer, db: DatabasePool, tasks: set[asyncio.Task[None]]) -> None:
+    def __init__(self, server: asyncio.AbstractServer, db: DatabasePool, tasks: set[asyncio.Task[None]],
+                 notifier: Notifier) -> None:
         self.server = server
         self.db = db
         self.tasks = tasks
+        self.notifier = notifier
 
     @property
     def port(self) -> int:
@@ -270,6 +277,7 @@ class Listener:
             task.cancel()
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=5)
+        await self.notifier.close()
         await self.server.wait_closed()
         await asyncio.get_running_loop().run_in_executor(None, self.db.close)
 
@@ -285,6 +293,7 @@ async def start_listener(host: str, port: int, *, implicit_tls: bool = False, li
     limits = limits or Limits()
     pool = db or DatabasePool(limits.db_threads)
     tasks: set[asyncio.Task[None]] = set()
+    notifier = Notifier()  # one Redis pub/sub connection for the account events of all sessions
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                      peer: tuple[str, int] | None = None) -> None:
@@ -294,7 +303,7 @@ async def start_listener(host: str, port: int, *, implicit_tls: bool = False, li
         try:
             conn = Connection(reader, writer, tls=implicit_tls, starttls_available=not implicit_tls, limits=limits,
                               peer=peer)
-            await conn.run(pool)
+            await conn.run(pool, notifier)
         except asyncio.CancelledError:
             # Closing the listener cancels its clients; end quietly (Python 3.11's stream
             # callback would log a cancelled handler task as an error).
@@ -318,7 +327,7 @@ async def start_listener(host: str, port: int, *, implicit_tls: bool = False, li
         server = ServerGroup([await start(sock) for sock in sockets])
     else:
         server = await start(None)
-    return Listener(server, pool, tasks)
+    return Listener(server, pool, tasks, notifier)
 
 
 def listen_ports() -> list[tuple[str, int]]:

@@ -12,7 +12,6 @@ import asyncio
 import base64
 import binascii
 import bisect
-import contextlib
 import enum
 import logging
 import re
@@ -33,6 +32,7 @@ from mailcore.models import Account, Folder
 from . import ordering, selectors
 from . import response as fmt
 from .capabilities import ENABLEABLE, NAMESPACE, PERMANENT_SYSTEM_FLAGS, SERVER_ID, capabilities
+from .notify import RESYNC, Notifier
 from .parser import (
     Atom,
     Command,
@@ -222,6 +222,7 @@ class Session:
         db: Callable[..., Awaitable[Any]] = _default_db,
         throttle: LoginThrottle | None = None,
         notifications: bool = True,
+        notifier: Notifier | None = None,
     ) -> None:
         self.io = io
         self.db = db
@@ -236,9 +237,8 @@ class Session:
         self.notifications = notifications
         self.wakeup = asyncio.Event()
         self.dirty = False
-        self._listener: asyncio.Task[None] | None = None
-        self._channel: str | None = None
-        self._layer: Any = None
+        self.notifier = notifier
+        self._events_account: int | None = None
 
     # --- output ---------------------------------------------------------------------------
 
@@ -333,59 +333,37 @@ class Session:
         await self._unsubscribe()
 
     async def _unsubscribe(self) -> None:
-        if self._listener is not None:
-            listener, self._listener = self._listener, None
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
-        if self._layer is not None and self._channel is not None and self.account is not None:
-            from mailcore.events import account_group
-
-            try:
-                await self._layer.group_discard(account_group(self.account.pk), self._channel)
-            except Exception:  # noqa: BLE001 - Redis gone: nothing to clean up there
-                log.debug("group_discard failed", exc_info=True)
-        self._layer = None
-        self._channel = None
+        if self._events_account is not None and self.notifier is not None:
+            self.notifier.unregister(self._events_account, self._on_event)
+        self._events_account = None
 
     # --- notifications (IDLE across processes) ----------------------------------------------
 
     async def _subscribe(self) -> None:
-        if not self.notifications or self.account is None:
+        if not self.notifications or self.notifier is None or self.account is None:
             return
-        from channels.layers import get_channel_layer
+        self._events_account = self.account.pk
+        await self.notifier.register(self.account.pk, self._on_event)
 
-        from mailcore.events import account_group
+    @property
+    def notified(self) -> bool:
+        """Whether changes by others arrive as events now (else look at the database)."""
+        return (self._events_account is not None and self.notifier is not None
+                and self.notifier.listening(self._events_account))
 
-        try:
-            self._layer = get_channel_layer()
-            self._channel = await self._layer.new_channel()
-            await self._layer.group_add(account_group(self.account.pk), self._channel)
-        except Exception:  # noqa: BLE001 - without Redis, NOOP and IDLE polling still work
-            log.warning("IMAP notifications unavailable", exc_info=True)
-            self._layer = None
-            return
-        self._listener = asyncio.create_task(self._listen())
-
-    async def _listen(self) -> None:
-        assert self._layer is not None and self._channel is not None
-        while True:
-            try:
-                event = await self._layer.receive(self._channel)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001
-                log.warning("IMAP notification receive failed", exc_info=True)
-                await asyncio.sleep(1)
-                continue
-            sel = self.selected
-            if sel is None or event.get("folder") != sel.folder.pk:
-                continue
-            modseq = int(event.get("modseq") or 0)
-            if modseq and modseq <= sel.modseq:
-                continue  # already part of what this session has looked at (its own APPEND...)
+    def _on_event(self, event: dict[str, Any]) -> None:
+        if event is RESYNC:
             self.dirty = True
             self.wakeup.set()
+            return
+        sel = self.selected
+        if sel is None or event.get("folder") != sel.folder.pk:
+            return
+        modseq = int(event.get("modseq") or 0)
+        if modseq and modseq <= sel.modseq:
+            return  # already part of what this session has looked at (its own APPEND...)
+        self.dirty = True
+        self.wakeup.set()
 
     # --- selected-state synchronisation -----------------------------------------------------
 
@@ -448,7 +426,7 @@ class Session:
     async def sync_if_notified(self, *, allow_expunge: bool) -> None:
         """Sync after FETCH/STORE/SEARCH only when an event said the folder changed (or Redis is
         unavailable); NOOP, CHECK and IDLE always look at the database."""
-        if self.dirty or self._listener is None:
+        if self.dirty or not self.notified:
             await self.sync(allow_expunge=allow_expunge)
 
     def _send_expunges(self, uids: Sequence[int]) -> None:
@@ -512,7 +490,12 @@ class Session:
         folder with children) is found only with ``placeholder`` (DELETE, RENAME); for
         everything else it holds no messages and answers as a missing mailbox would."""
         assert self.account is not None
-        folder = await self.db(selectors.folder_get, self.account, name)
+        return self.selectable_or_no(name, await self.db(selectors.folder_get, self.account, name), code,
+                                     placeholder=placeholder)
+
+    @staticmethod
+    def selectable_or_no(name: str, folder: Folder | None, code: str = "NONEXISTENT", *,
+                         placeholder: bool = False) -> Folder:
         if folder is None:
             raise no("no such mailbox", code)
         if folder.noselect and not placeholder:
@@ -604,10 +587,11 @@ _BLOCKED = object()
 def _check_login(throttle: LoginThrottle, ip: str, address: str, password: str) -> Any:
     """The throttle, the password and the throttle's reset in one trip to the database thread:
     _BLOCKED, the account, or None."""
-    if throttle.is_blocked(ip, address):
+    blocked, failures = throttle.check(ip, address)
+    if blocked:
         return _BLOCKED
     account = authenticate_mail(address, password)
-    if account is not None:
+    if account is not None and failures:
         throttle.record_success(ip, address)
     return account
 
@@ -738,10 +722,12 @@ async def _select(s: Session, c: Command, *, readonly: bool) -> None:
         s.state = State.AUTHENTICATED
         s.untagged("OK [CLOSED] previous mailbox closed")
     name = s.mailbox_name(c.args[0])
-    folder = await s.folder_or_no(name)
+    assert s.account is not None
+    found, snap = await s.db(selectors.folder_select, s.account, name)
+    folder = s.selectable_or_no(name, found)
+    assert snap is not None
     if condstore:
         s.enabled.add("CONDSTORE")
-    snap = await s.db(selectors.folder_snapshot, folder.pk)
     if s.rev2:
         recent: set[int] = set()  # IMAP4rev2 has no \Recent (RFC 9051 Appendix E)
     elif readonly:
@@ -1402,6 +1388,25 @@ def _partial(data: bytes, item: FetchItem) -> bytes:
     return data[start : start + count]
 
 
+# Formatted ENVELOPEs by message id, for every session of the process (on the event loop
+# only): a message's stored envelope never changes, and clients fetch the same ones again and
+# again (every resync of a message list). Bounded by emptying it when full.
+_ENVELOPES: dict[int, bytes] = {}
+ENVELOPE_CACHE_SIZE = 20_000
+
+
+def _envelope(message_id: int, env: Any) -> bytes:
+    cached = _ENVELOPES.get(message_id)
+    if cached is not None:
+        return cached
+    text = b"ENVELOPE " + fmt.envelope(env or [])
+    if env:  # a row stored without metadata and fetched without its body has none yet
+        if len(_ENVELOPES) >= ENVELOPE_CACHE_SIZE:
+            _ENVELOPES.clear()
+        _ENVELOPES[message_id] = text
+    return text
+
+
 def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[FetchItem], uid_cmd: bool,
                   extra_flags: bool) -> bytes:
     parts: list[bytes] = []
@@ -1427,7 +1432,7 @@ def _format_fetch(s: Session, sel: Selected, row: dict[str, Any], items: list[Fe
         elif name == "MODSEQ":
             parts.append(b"MODSEQ (%d)" % row["modseq"])
         elif name == "ENVELOPE":
-            parts.append(b"ENVELOPE " + fmt.envelope(env or []))
+            parts.append(_envelope(row["message_id"], env))
         elif name == "BODYSTRUCTURE":
             parts.append(b"BODYSTRUCTURE " + fmt.bodystructure(structure or {}, extended=True))
         elif name == "BODY" and not item.has_section:
@@ -1510,8 +1515,10 @@ async def cmd_fetch(s: Session, c: Command) -> None:
             s.own_change(sel, result.entries[result.changed[0]][1])
     for start in range(0, len(uids), FETCH_META_BATCH):
         chunk = uids[start : start + FETCH_META_BATCH]
+        # One message's bytes come with its row (one round trip); more are loaded in groups.
+        preloaded = need_body and len(chunk) == 1
         rows = await s.db(selectors.fetch_rows, sel.folder.pk, chunk, structure=need_structure,
-                          envelope=need_envelope, body=False)
+                          envelope=need_envelope, body=preloaded)
         if changed_since is not None:
             rows = [r for r in rows if r["modseq"] > changed_since]
         # Message bytes are loaded a few megabytes at a time and written out before the next.
@@ -1523,7 +1530,8 @@ async def cmd_fetch(s: Session, c: Command) -> None:
                 group_size += row["message__size"]
                 if group_size < FETCH_BODY_BYTES and index + 1 < len(rows):
                     continue
-                await s.db(selectors.blobs_load, group)
+                if not preloaded:
+                    await s.db(selectors.blobs_load, group)
             else:
                 group = [row]
             for item_row in group:

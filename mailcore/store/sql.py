@@ -21,9 +21,16 @@ from typing import Any
 
 import psycopg
 from django.db import connection
+from psycopg import pq
 
 # Only statements executed with ``prepare=True`` reach it: Django's stay unprepared, as it expects.
 PREPARE_ONLY_EXPLICIT = 2**31
+
+
+def _has_rows(cur: psycopg.Cursor[Any]) -> bool:
+    # Not ``cur.description``: that builds a Column object per column of the result each time.
+    result = cur.pgresult
+    return result is not None and result.status == pq.ExecStatus.TUPLES_OK
 
 
 def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -39,7 +46,7 @@ def fetch_all(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
             raw.prepare_threshold = PREPARE_ONLY_EXPLICIT
         with psycopg.Cursor(raw) as cur:
             cur.execute(sql, params, prepare=True)  # type: ignore[arg-type]
-            rows = cur.fetchall() if cur.description else []
+            rows = cur.fetchall() if _has_rows(cur) else []
     if connection.queries_logged:
         connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - start:.3f}"})
     return rows
@@ -64,7 +71,7 @@ def fetch_pipelined(statements: Sequence[tuple[str, Sequence[Any]]]) -> list[lis
                     cur = psycopg.Cursor(raw)
                     cursors.append(cur)
                     cur.execute(sql, params, prepare=True)  # type: ignore[arg-type]
-            results = [cur.fetchall() if cur.description else [] for cur in cursors]
+            results = [cur.fetchall() if _has_rows(cur) else [] for cur in cursors]
         finally:
             for cur in cursors:
                 cur.close()

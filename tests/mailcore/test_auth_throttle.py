@@ -60,3 +60,20 @@ def test_with_redis_up_the_counts_are_shared_through_redis_only(settings) -> Non
     assert LoginThrottle(limit=1, window=300, prefix="authfail-test").is_blocked("192.0.2.9")
     client.delete("authfail-test:ip:192.0.2.9")
     client.close()
+
+
+def test_check_says_whether_a_success_has_failures_to_reset() -> None:
+    """With Redis: a login that finds no failures of its account skips the reset's round trip."""
+    throttle = LoginThrottle(limit=2, window=300, prefix="authfail-check-test")
+    shared = throttle._redis()
+    shared.delete(*throttle._keys("192.0.2.70", "carol@c.test"))
+    assert throttle.check("192.0.2.70", "carol@c.test") == (False, False)
+    throttle.record_failure("192.0.2.70", None)  # the client address only: nothing for a success to reset
+    assert throttle.check("192.0.2.70", "carol@c.test") == (False, False)
+    throttle.record_failure("198.51.100.70", "carol@c.test")
+    assert throttle.check("192.0.2.70", "carol@c.test") == (False, True)
+    throttle.record_success("192.0.2.70", "carol@c.test")
+    assert throttle.check("192.0.2.70", "carol@c.test") == (False, False)
+    throttle.record_failure("192.0.2.70", None)
+    assert throttle.check("192.0.2.70", "carol@c.test") == (True, False)
+    shared.delete(*throttle._keys("192.0.2.70", "carol@c.test"), *throttle._keys("198.51.100.70", None))

@@ -58,3 +58,34 @@ def test_expunge_appears(idling: IMAPClient, alice: Account) -> None:
     store.folder_expunge(account=alice, folder=inbox, uids=[1], only_deleted=False)
     responses = _wait_for(idling, lambda r: r[1:] == (b"EXPUNGE",))
     assert (1, b"EXPUNGE") in responses
+
+
+def test_a_later_session_of_the_account_gets_events_too(imap_port: int, alice: Account) -> None:
+    """The listener keeps the account's subscription after a LOGOUT; the next login uses it."""
+    for _ in range(2):
+        with IMAPClient("127.0.0.1", port=imap_port, ssl=False, timeout=10) as client:
+            client.login("alice@a.test", PASSWORD)
+            client.select_folder("INBOX")
+            client.idle()
+            time.sleep(0.2)
+            store.message_deliver(raw=make_message(subject="again"), recipients=["alice@a.test"])
+            assert _wait_for(client, lambda r: r[1:] == (b"EXISTS",))
+            client.idle_done()
+
+
+def test_events_arrive_again_after_the_redis_connection_drops(idling: IMAPClient, settings) -> None:  # type: ignore[no-untyped-def]
+    import redis
+
+    from mailcore.imap.notify import CLIENT_NAME
+
+    admin = redis.Redis.from_url(settings.REDIS_URL)
+    db = admin.connection_pool.connection_kwargs.get("db", 0)
+    mine = [c for c in admin.client_list() if c.get("name") == CLIENT_NAME and int(c.get("db", -1)) == db]
+    assert mine, "the listener's pub/sub connection"
+    for c in mine:
+        admin.client_kill_filter(_id=c["id"])
+    admin.close()
+    time.sleep(0.3)  # the loss is seen; the notifier reconnects within RECONNECT_SECONDS
+    store.message_deliver(raw=make_message(subject="after the drop"), recipients=["alice@a.test"])
+    responses = _wait_for(idling, lambda r: r[1:] == (b"EXISTS",), limit=3.0)
+    assert (3, b"EXISTS") in responses

@@ -73,7 +73,7 @@ def test_fetch_rows_match_the_orm_and_take_one_statement_each(alice: Account) ->
     store.flags_store(account=alice, folder=inbox, uids=[2], mode="add", flags=["\\Answered", "$Y"])
     with CaptureQueriesContext(connection) as captured:
         rows = selectors.fetch_rows(inbox.pk, [3, 1, 2, 9], structure=True, envelope=True, body=True)
-    assert len(captured.captured_queries) == 2  # rows, then the blobs
+    assert len(captured.captured_queries) == 1  # the blobs joined in
     columns = ["uid", "modseq", "received_at", "message__received_tz", "message_id", "message__size",
                "message__header_size", "message__blob_id", "message__seen", "message__answered",
                "message__flagged", "message__deleted", "message__draft", "message__keywords",
@@ -101,3 +101,17 @@ def test_folder_lookups_are_one_statement_and_scoped_to_the_account(alice: Accou
     assert selectors.folder_get(mallory, "Archive") != found
     assert selectors.folder_get_by_id(alice, archive.pk) == archive
     assert selectors.folder_get_by_id(mallory, archive.pk) is None
+
+
+def test_folder_select_is_the_folder_and_its_snapshot_in_one_round_trip(alice: Account, mallory: Account) -> None:
+    inbox = _inbox(alice, 3)
+    with CaptureQueriesContext(connection) as captured:
+        folder, snap = selectors.folder_select(alice, "INBOX")
+    assert len(captured.captured_queries) == 2  # sent together, in one pipeline
+    assert folder is not None and folder.pk == inbox.pk
+    assert snap == selectors.folder_snapshot(inbox.pk)
+    assert snap is not None and snap.uids == [1, 2, 3]
+    store.folder_create(account=alice, name="Projects")
+    assert selectors.folder_select(alice, "Projects")[0] is not None
+    assert selectors.folder_select(mallory, "Projects") == (None, None)  # another account's folder
+    assert selectors.folder_select(alice, "No/Such") == (None, None)
