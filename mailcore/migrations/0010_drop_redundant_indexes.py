@@ -45,7 +45,7 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.SeparateDatabaseAndState(
-            database_operations=[migrations.RunSQL(FORWARD, BACKWARD)],
+            database_operations=[migrations.RunSQL(";\n".join(FORWARD), ";\n".join(BACKWARD))],
             state_operations=[
                 migrations.AlterField(
                     model_name="blob",
