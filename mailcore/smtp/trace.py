@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime
 import email.utils
+import os
+import random
 import re
 import secrets
 from dataclasses import dataclass
@@ -31,8 +33,15 @@ def with_protocol(*, extended: bool, tls: bool, authenticated: bool, smtputf8: b
     return base + ("S" if tls else "") + ("A" if authenticated else "")
 
 
+# Queue ids only have to be distinct, not secret. os.urandom releases the GIL for its system
+# call, and on the event loop that handed the GIL to a database thread for up to a switch interval
+# on every message; a generator seeded from it once (again in a forked child) does not.
+_ids = random.Random(secrets.randbits(128))
+os.register_at_fork(after_in_child=lambda: _ids.seed(secrets.randbits(128)))
+
+
 def new_queue_id() -> str:
-    return secrets.token_hex(6).upper()
+    return f"{_ids.getrandbits(48):012X}"
 
 
 def received_header(

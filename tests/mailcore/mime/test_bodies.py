@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from mailcore.mime import decoded_part, html_to_text, iter_nodes, parse_message
@@ -94,3 +95,23 @@ def test_digest_parts_default_to_message_rfc822() -> None:
     digest = message.bodystructure["parts"][1]
     assert [(p["type"], p["subtype"]) for p in digest["parts"]] == [("message", "rfc822")] * 3
     assert digest["parts"][0]["message"]["envelope"][1] == "Topic 1"
+
+
+def test_preview_equals_collapsing_the_whole_4000_characters() -> None:
+    """preview_text collapses a short prefix first; it must give what collapsing the whole
+    MAX_PREVIEW_CHARS * 20 characters gives, whitespace-heavy or not."""
+    import random
+
+    from mailcore.mime.parse import MAX_PREVIEW_CHARS, preview_text
+
+    def reference(text: str) -> str:
+        return re.sub(r"\s+", " ", text[: MAX_PREVIEW_CHARS * 20]).strip()[:MAX_PREVIEW_CHARS]
+
+    rng = random.Random(6533)
+    alphabet = ["a", "b", " ", "\t", "\r\n", "\n\n\n", "\u00a0", "\u2003", "      ", "é"]
+    samples = ["", " ", "x", " " * 5000, "a" * 5000, "a " * 3000, " " * 3990 + "tail", "word " * 41]
+    for _ in range(400):
+        weights = [rng.random() for _ in alphabet]
+        samples.append("".join(rng.choices(alphabet, weights, k=rng.choice([10, 199, 201, 450, 1700, 5000]))))
+    for sample in samples:
+        assert preview_text(sample) == reference(sample), repr(sample[:80])
