@@ -10,6 +10,7 @@ from __future__ import annotations
 import smtplib
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.db import connection
@@ -23,9 +24,9 @@ from tests.mailcore.smtp.conftest import DB_THREADS, connect
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def queue_insert_kills_the_connection() -> Iterator[None]:
-    table = OutboundRecipient._meta.db_table
+@contextmanager
+def _an_insert_kills_the_connection(table: str) -> Iterator[None]:
+    """A trigger that makes the backend inserting a row into ``table`` terminate itself."""
     with connection.cursor() as cursor:
         cursor.execute(
             """
@@ -44,6 +45,12 @@ def queue_insert_kills_the_connection() -> Iterator[None]:
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TRIGGER IF EXISTS test_smtp_die ON {table}")
         cursor.execute("DROP FUNCTION IF EXISTS test_smtp_die()")
+
+
+@pytest.fixture
+def queue_insert_kills_the_connection() -> Iterator[None]:
+    with _an_insert_kills_the_connection(OutboundRecipient._meta.db_table):
+        yield
 
 
 def test_connection_lost_mid_delivery_gives_451_and_nothing_half_stored(
@@ -141,25 +148,8 @@ def test_with_a_check_before_every_job_no_message_meets_a_dead_connection(mx, al
 def entry_insert_kills_the_connection() -> Iterator[None]:
     """The same death, for a plain one-mailbox delivery (one statement that is its own
     transaction): after the quota, the blob and the Message row, at the folder entry."""
-    table = "mailcore_folderentry"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            """
-            CREATE OR REPLACE FUNCTION test_smtp_die() RETURNS trigger AS $$
-            BEGIN
-                PERFORM pg_terminate_backend(pg_backend_pid());
-                PERFORM pg_sleep(1);
-                RETURN NEW;
-            END $$ LANGUAGE plpgsql;
-            """
-        )
-        cursor.execute(
-            f"CREATE TRIGGER test_smtp_die BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION test_smtp_die()"
-        )
-    yield
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TRIGGER IF EXISTS test_smtp_die ON {table}")
-        cursor.execute("DROP FUNCTION IF EXISTS test_smtp_die()")
+    with _an_insert_kills_the_connection("mailcore_folderentry"):
+        yield
 
 
 def test_connection_lost_mid_single_mailbox_delivery_gives_451_and_nothing_stored(
