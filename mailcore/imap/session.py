@@ -1079,7 +1079,7 @@ async def cmd_append(s: Session, c: Command) -> None:
     internal: datetime | None = None
     for extra in args:
         if isinstance(extra, list):
-            flags = flag_list(extra, allow_recent=True)
+            flags = flag_list(extra)
         elif isinstance(extra, String) and internal is None:
             internal = parse_date_time(extra)
         else:
@@ -1316,7 +1316,7 @@ async def cmd_store(s: Session, c: Command) -> None:
     match = _STORE_RE.match(item) if isinstance(item, Atom) else None
     if match is None or len(args) < 3:
         raise bad("invalid STORE item")
-    flags = flag_list(args[2] if len(args) == 3 else args[2:], allow_recent=True)  # type: ignore[arg-type]
+    flags = flag_list(args[2] if len(args) == 3 else args[2:])  # type: ignore[arg-type]
     if sel.readonly:
         raise no("mailbox is read-only", "READ-ONLY")
     mode = {"": "set", "+": "add", "-": "remove"}[match.group(1)]

@@ -121,3 +121,20 @@ def test_examine_is_read_only(ic: IMAPClient, inbox: Folder) -> None:
         ic.add_flags([1], [b"\\Seen"])
     ic.fetch([1], ["BODY[]"])
     assert not inbox.entries.get(uid=1).message.seen
+
+
+def test_recent_cannot_be_stored_or_appended(imap_port: int, inbox: Folder) -> None:
+    # RFC 3501 §2.3.2: \Recent "can not be altered by the client". Dovecot answers BAD to STORE
+    # and APPEND naming it; so do we, rather than ignore it, and nothing changes.
+    raw = Raw(imap_port)
+    raw.cmd("a", f'LOGIN alice@a.test "{PASSWORD}"')
+    raw.cmd("b", "SELECT INBOX")
+    for tag, command in (("c", "STORE 1 +FLAGS (\\Recent)"), ("d", "STORE 1 FLAGS (\\Seen \\recent)"),
+                         ("e", "STORE 1 -FLAGS.SILENT (\\Recent)")):
+        lines = raw.cmd(tag, command)
+        assert lines[-1].startswith(f"{tag} BAD".encode()) and b"\\recent" in lines[-1].lower()
+    assert raw.cmd("f", "FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS (\\Recent))\r\n"
+    lines = raw.cmd("g", "APPEND INBOX (\\Seen \\Recent) {5+}\r\nhello")
+    assert lines[-1].startswith(b"g BAD")
+    assert FolderEntry.objects.filter(folder=inbox).count() == 5
+    raw.close()
