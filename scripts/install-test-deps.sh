@@ -9,6 +9,7 @@
 #   isync          -> mbsync                 (IMAP sync client)
 #   fetchmail      -> fetchmail              (POP3/IMAP client)
 #   getmail6       -> getmail                (POP3/IMAP client)
+#   offlineimap    -> offlineimap            (IMAP sync client)
 #   chromium       -> chromium               (browser for Playwright tests)
 set -uo pipefail
 
@@ -21,6 +22,7 @@ declare -A PKG_FOR=(
   [mbsync]=isync
   [fetchmail]=fetchmail
   [getmail]=getmail6
+  [offlineimap]=offlineimap
   [chromium]=chromium
 )
 
