@@ -17,11 +17,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
+from mailcore.dbthreads import executor_close
 from mailcore.net.listen import ServerGroup, describe, listen_sockets
 from mailcore.net.proxy import proxied_server_start
 from mailcore.net.tls import server_context
 
-from .maildrop import Maildrop, close_worker_connections
+from .maildrop import Maildrop
 from .session import Action, Pop3Limits, Reply, Session, err
 
 log = logging.getLogger(__name__)
@@ -252,8 +253,8 @@ class Pop3Service:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), CLOSE_GRACE)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, close_worker_connections, self.executor, self._workers)
-        self.executor.shutdown(wait=True)
+        # One closing job per thread the pool started (at least one, so that none is started for nothing).
+        await loop.run_in_executor(None, executor_close, self.executor, max(self._workers, 1))
 
 
 def listen_ports() -> list[tuple[str, int]]:

@@ -23,7 +23,7 @@ import dns.reversename
 import dns.rrset
 import pytest
 
-from mailcore.smtp.handler import executor_close
+from mailcore.dbthreads import executor_close
 from mailcore.smtp.protocol import Limits, Role
 from mailcore.smtp.server import Listener, listener_start, listener_stop
 
