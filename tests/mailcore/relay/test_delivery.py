@@ -200,6 +200,29 @@ def test_null_mx_fails_at_once(alice: Account, settings: pytest.FixtureRequest) 
     assert b"Status: 5.1.10" in bytes(report.blob.data)
 
 
+def test_a_domain_whose_best_mx_is_this_host_bounces_as_a_loop(
+    alice: Account, sink: SmtpSink, settings: pytest.FixtureRequest
+) -> None:
+    # RFC 5321 §5.1: sending it to the MX would hand it back to ourselves, again and again.
+    zone: dict[tuple[str, str], list[str] | str] = {
+        ("looped.test", "MX"): ["10 mail.a.test.", "20 backup.looped.test."],
+        ("mail.a.test", "A"): ["127.0.0.1"],
+        ("backup.looped.test", "A"): ["127.0.0.1"],
+    }
+    with DnsServer(zone) as dns_server:
+        settings.DNS_NAMESERVERS = ["127.0.0.1"]  # type: ignore[attr-defined]
+        settings.DNS_PORT = dns_server.port  # type: ignore[attr-defined]
+        settings.RELAY_MX_PORT = sink.port  # type: ignore[attr-defined]
+        settings.MAIL_HOSTNAME = "mail.a.test"  # type: ignore[attr-defined]
+        submit(from_alice(to="x@looped.test"), ["x@looped.test"])
+        relay_run()
+    assert sink.received == []
+    row = OutboundRecipient.objects.get()
+    assert row.status == Status.FAILED and "loops back to myself" in row.last_reply
+    [report] = Message.objects.filter(account=alice, subject__startswith="Undelivered").select_related("blob")
+    assert b"Status: 5.4.6" in bytes(report.blob.data)
+
+
 def test_dkim_signature_made_for_the_sender_domain_verifies(alice: Account, sink: SmtpSink) -> None:
     import dkim
 
