@@ -9,13 +9,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
 
 from mailcore import dbthreads, store
 from mailcore.imap.server import Limits
 from mailcore.models import Account
 from tests.conftest import PASSWORD, make_message
-from tests.mailcore.serving import kill_other_backends
+from tests.mailcore.serving import kill_other_backends, other_backends
 
 from .conftest import ServerThread
 
@@ -43,15 +42,6 @@ def _busy_client(port: int) -> None:
     client.logout()
 
 
-def _server_backends() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'"
-        )
-        return int(cursor.fetchone()[0])
-
-
 def test_one_dead_connection_found_makes_every_db_thread_reconnect(
     small_pool_port: int, alice: Account, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -60,7 +50,7 @@ def test_one_dead_connection_found_makes_every_db_thread_reconnect(
     store.message_deliver(raw=make_message(), recipients=["alice@a.test"])
     with ThreadPoolExecutor(DB_THREADS * 2) as clients:  # concurrent commands: the pool grows
         list(clients.map(_busy_client, [small_pool_port] * DB_THREADS * 2))
-    assert _server_backends() >= 2  # else there would be only one thread to fail
+    assert other_backends() >= 2  # else there would be only one thread to fail
     client = imaplib.IMAP4("127.0.0.1", small_pool_port, timeout=10)
     client.login("alice@a.test", PASSWORD)
     kill_other_backends()

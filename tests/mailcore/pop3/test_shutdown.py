@@ -9,25 +9,16 @@ import threading
 import time
 
 import pytest
-from django.db import connection, transaction
+from django.db import transaction
 
 from mailcore import store
 from mailcore.models import Account
 from tests.conftest import make_message
+from tests.mailcore.serving import other_backends
 
 from .conftest import ServerThread, connect, login
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _other_backends() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_stat_clear_snapshot()")
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'"
-        )
-        return int(cursor.fetchone()[0])
 
 
 def _quit_cut_short(client: poplib.POP3) -> None:
@@ -61,6 +52,6 @@ def test_a_pool_thread_busy_at_shutdown_still_has_its_connection_closed(alice: A
     quitting.join(10)
     first.close()
     deadline = time.monotonic() + 5
-    while _other_backends() and time.monotonic() < deadline:
+    while other_backends() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _other_backends() == 0
+    assert other_backends() == 0
