@@ -22,6 +22,20 @@ NUL_MESSAGE = (
 )
 
 
+def test_append_of_nul_in_an_ordinary_literal_is_kept_as_dovecot_keeps_it(imap_port: int, alice: Account) -> None:
+    # RFC 3501/9051 literals are CHAR8, but Dovecot 2.3 answers such an APPEND with OK, stores
+    # the NUL, masks it as 0x80 in BODY[] and returns it in BINARY[] (checked against a throwaway
+    # Dovecot as bench/imap.py runs it); refusing it would lose mail clients already hand over.
+    raw = logged_in(imap_port)
+    assert raw.cmd("b", b"APPEND INBOX {%d+}\r\n" % len(NUL_MESSAGE) + NUL_MESSAGE)[-1].startswith(b"b OK")
+    raw.cmd("c", "SELECT INBOX")
+    data = b"".join(raw.cmd("d", "FETCH 1 (RFC822.SIZE BODY.PEEK[] BINARY.PEEK[])"))
+    assert b"RFC822.SIZE %d" % len(NUL_MESSAGE) in data
+    assert b"BODY[] {%d}\r\n" % len(NUL_MESSAGE) + NUL_MESSAGE.replace(b"\x00", b"\x80") in data
+    assert b"BINARY[] ~{%d}\r\n" % len(NUL_MESSAGE) + NUL_MESSAGE in data
+    raw.close()
+
+
 def test_nul_octets_are_sent_as_0x80_except_in_binary_fetches(imap_port: int, alice: Account) -> None:
     store.message_append(account=alice, folder=inbox_of(alice), raw=NUL_MESSAGE)
     masked = NUL_MESSAGE.replace(b"\x00", b"\x80")
