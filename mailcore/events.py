@@ -29,14 +29,17 @@ from mailcore.redis_client import redis_available, redis_failed, shared_redis
 log = logging.getLogger(__name__)
 
 _GROUP_PREFIX = "asgi"  # channels_redis' default prefix
-_serializer = registry.get_serializer("msgpack")
+# The wire format of channels_redis' RedisPubSubChannelLayer, which the browser's websocket
+# consumers read; IMAP IDLE (mailcore.imap.notify) reads the same messages straight from Redis.
+event_serializer = registry.get_serializer("msgpack")
 
 
 def account_group(account_id: int) -> str:
     return f"mail-account-{account_id}"
 
 
-def _channel(account_id: int) -> str:
+def account_channel(account_id: int) -> str:
+    """The Redis pub/sub channel that carries the events of ``account_group(account_id)``."""
     return f"{_GROUP_PREFIX}__group__{account_group(account_id)}"
 
 
@@ -52,11 +55,11 @@ def _publish_batch(events: list[tuple[int, dict[str, Any]]]) -> None:
     try:
         if len(events) == 1:
             account_id, payload = events[0]
-            shared_redis().publish(_channel(account_id), _serializer.serialize(payload))
+            shared_redis().publish(account_channel(account_id), event_serializer.serialize(payload))
             return
         pipe = shared_redis().pipeline(transaction=False)
         for account_id, payload in events:
-            pipe.publish(_channel(account_id), _serializer.serialize(payload))
+            pipe.publish(account_channel(account_id), event_serializer.serialize(payload))
         pipe.execute()
     except redis.RedisError as exc:
         redis_failed()

@@ -102,6 +102,15 @@ def redis_unreachable(settings: Any) -> Iterator[str]:
     LoginThrottle.local.clear()
 
 
+@pytest.fixture(params=["redis", "redis unreachable"])
+def redis_or_not(request: pytest.FixtureRequest) -> str:
+    """Runs a test twice: with Redis, then with Redis unreachable (``redis_unreachable``), for the
+    login throttle, which must count in the process and never fail open without it."""
+    if request.param == "redis unreachable":
+        request.getfixturevalue("redis_unreachable")
+    return str(request.param)
+
+
 def make_message(
     subject: str = "Hello",
     body: str = "Hi there.\r\n",

@@ -26,7 +26,7 @@ import redis
 import redis.asyncio as aredis
 from django.conf import settings
 
-from mailcore.events import _channel, _serializer
+from mailcore.events import account_channel, event_serializer
 from mailcore.redis_client import redis_available, redis_failed
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Notifier:
             if self._pubsub is None:
                 self._client = aredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, client_name=CLIENT_NAME)
                 self._pubsub = self._client.pubsub()
-            await self._pubsub.subscribe(_channel(account_id))
+            await self._pubsub.subscribe(account_channel(account_id))
         except (redis.RedisError, OSError) as exc:
             log.warning("IMAP notifications unavailable: %s", exc)
             redis_failed()
@@ -105,7 +105,7 @@ class Notifier:
 
         async def unsubscribe() -> None:
             with contextlib.suppress(redis.RedisError, OSError):
-                await pubsub.unsubscribe(_channel(account_id))
+                await pubsub.unsubscribe(account_channel(account_id))
 
         task = asyncio.create_task(unsubscribe())
         self._tasks.add(task)
@@ -137,7 +137,7 @@ class Notifier:
             if not message or message.get("type") != "message":
                 continue
             try:
-                event = _serializer.deserialize(message["data"])
+                event = event_serializer.deserialize(message["data"])
                 account_id = int(event.get("account") or 0)
             except Exception:  # noqa: BLE001
                 log.warning("IMAP notifications: an undecodable event", exc_info=True)
@@ -154,7 +154,7 @@ class Notifier:
                 self._client = aredis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, client_name=CLIENT_NAME)
                 self._pubsub = self._client.pubsub()
                 accounts = list(self.listeners)
-                await self._pubsub.subscribe(*[_channel(a) for a in accounts])
+                await self._pubsub.subscribe(*[account_channel(a) for a in accounts])
             except (redis.RedisError, OSError) as exc:
                 log.debug("IMAP notifications: Redis still unavailable: %s", exc)
                 redis_failed()

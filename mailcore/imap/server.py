@@ -13,16 +13,14 @@ import ipaddress
 import logging
 import socket
 import ssl
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections, connections
 
+from mailcore.dbthreads import executor_close, run_in_db_thread
 from mailcore.net.listen import ServerGroup, describe, listen_sockets
 from mailcore.net.proxy import proxied_server_start
 from mailcore.net.tls import server_context
@@ -34,7 +32,6 @@ from .session import IDLE_TIMEOUT_SECONDS, FatalIOError, Session, State
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CONNECTION_CHECK_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -60,41 +57,17 @@ class DatabasePool:
         self.threads = threads
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imap-db")
 
-    _local = threading.local()
-
     @classmethod
     def _call(cls, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        # Django's per-request housekeeping, at most every CONNECTION_CHECK_SECONDS per thread:
-        # with health checks on, every call would otherwise pay an extra round trip.
-        now = time.monotonic()
-        if now - getattr(cls._local, "checked", 0.0) > CONNECTION_CHECK_SECONDS:
-            close_old_connections()
-            cls._local.checked = now
-        try:
-            return fn(*args, **kwargs)
-        except (InterfaceError, OperationalError):
-            connections.close_all()  # reconnect on the next call
-            raise
+        # The connection check and the dead-connection handling shared with SMTP and POP3.
+        return run_in_db_thread(fn, *args, **kwargs)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self.executor, functools.partial(self._call, fn, args, kwargs))
 
     def close(self) -> None:
-        # Close the database connection of every pool thread: one task per thread, held at a
-        # barrier so that no thread takes two.
-        barrier = threading.Barrier(self.threads, timeout=5)
-
-        def close_here() -> None:
-            connections.close_all()
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait()
-
-        futures = [self.executor.submit(close_here) for _ in range(self.threads)]
-        for future in futures:
-            with contextlib.suppress(Exception):
-                future.result(timeout=10)
-        self.executor.shutdown(wait=True)
+        executor_close(self.executor, self.threads)
 
 
 class TooLarge(FatalIOError):

@@ -39,8 +39,12 @@ def scan_header_block(raw: bytes, start: int, end: int) -> tuple[int, list[Field
     fields: list[Field] = []
     pos = start
     current: tuple[str, int, int] | None = None  # name, start, value_start
-    if raw.startswith(b"From ", start, end):
-        # An mbox "From " envelope line some MTAs leave in front of the header.
+    if raw.startswith(b"From ", start, end) and _FIELD_LINE_RE.match(raw, start, end) is None:
+        # An mbox "From " envelope line some MTAs leave in front of the header ("From sender
+        # date"). "From : x" is no such line but a From: field with space before the colon
+        # (RFC 5322 §4.5, obs-optional), which DMARC evaluates and readers must show alike. The
+        # standard library skips both (feedparser); mutt also wants a date; any other non-field
+        # line here would end the header at once, so it goes too.
         nl = raw.find(b"\n", start, end)
         pos = end if nl < 0 else nl + 1
     while pos < end:

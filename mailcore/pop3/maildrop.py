@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import psycopg
-from django.db import close_old_connections, connection, connections
+from django.db import connection
 
 from mailcore import store
 from mailcore.auth import LoginThrottle, authenticate_mail
+from mailcore.dbthreads import run_in_db_thread
 from mailcore.models import Account, Folder, FolderEntry
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ class Maildrop:
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(_in_worker, fn, *args, **kwargs))
+        return await loop.run_in_executor(self.executor, functools.partial(run_in_db_thread, fn, *args, **kwargs))
 
     async def login(self, address: str, password: str, client_ip: str) -> Login:
         return await self.run(self._login, address, password, client_ip)
@@ -203,11 +204,6 @@ class Maildrop:
             return 0
         removed = store.folder_expunge(account=account, folder=folder, uids=sorted(deleted_uids), only_deleted=False)
         return len(removed)
-
-
-def _in_worker(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    close_old_connections()
-    return fn(*args, **kwargs)
 
 
 def _snapshot(account: Account) -> Snapshot:
@@ -265,21 +261,3 @@ def _read_chunk(account_id: int, message_id: int, offset: int, length: int) -> b
         )
         row = cur.fetchone()
     return None if row is None else bytes(row[0])
-
-
-def close_worker_connections(executor: ThreadPoolExecutor, workers: int, timeout: float = 60.0) -> None:
-    """Close the Django connections of every worker thread (one task per thread, by a barrier)."""
-    if workers <= 0:
-        return
-    barrier = threading.Barrier(workers)
-
-    def close() -> None:
-        try:
-            barrier.wait(timeout)
-        except threading.BrokenBarrierError:
-            pass
-        connections.close_all()
-
-    futures = [executor.submit(close) for _ in range(workers)]
-    for future in futures:
-        future.result(timeout + 5)

@@ -11,17 +11,17 @@ import contextlib
 import logging
 import socket
 import ssl
-import threading
 from collections.abc import Awaitable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 
+from mailcore.dbthreads import executor_close
 from mailcore.net.listen import ServerGroup, describe, listen_sockets
 from mailcore.net.proxy import proxied_server_start
 from mailcore.net.tls import server_context
 
-from .maildrop import Maildrop, close_worker_connections
+from .maildrop import Maildrop
 from .session import Action, Pop3Limits, Reply, Session, err
 
 log = logging.getLogger(__name__)
@@ -104,10 +104,8 @@ class Pop3Service:
             settings.ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK if allow_plaintext_on_loopback is None
             else allow_plaintext_on_loopback
         )
-        self._workers = 0
-        self._workers_lock = threading.Lock()
-        self.executor = ThreadPoolExecutor(max_workers=db_workers, thread_name_prefix="pop3-db",
-                                           initializer=self._worker_started)
+        self.db_workers = db_workers
+        self.executor = ThreadPoolExecutor(max_workers=db_workers, thread_name_prefix="pop3-db")
         self.maildrop = Maildrop(
             self.executor,
             leave_on_server=settings.POP3_LEAVE_ON_SERVER if leave_on_server is None else leave_on_server,
@@ -115,10 +113,6 @@ class Pop3Service:
         self.servers: list[asyncio.AbstractServer] = []
         self.connections: set[asyncio.Task[None]] = set()
         self.sessions: set[Session] = set()
-
-    def _worker_started(self) -> None:
-        with self._workers_lock:
-            self._workers += 1
 
     async def listen(self, host: str, port: int, *, implicit_tls: bool = False,
                      sockets: list[socket.socket] | None = None,
@@ -252,8 +246,11 @@ class Pop3Service:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), CLOSE_GRACE)
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, close_worker_connections, self.executor, self._workers)
-        self.executor.shutdown(wait=True)
+        # One closing job for each thread the pool may have, held at a barrier: every thread takes
+        # exactly one, a thread still busy with a job of a cancelled session included (closing
+        # only as many as had started let new threads take the jobs of busy or idle ones, whose
+        # connections were then left to the garbage collector).
+        await loop.run_in_executor(None, executor_close, self.executor, self.db_workers)
 
 
 def listen_ports() -> list[tuple[str, int]]:

@@ -2,7 +2,8 @@
 
 Order of precedence: a ``RELAY_TRANSPORTS`` entry for the domain, then ``RELAY_SMARTHOST``, then
 DNS. MX hosts are tried in preference order, equal preferences shuffled; a domain without MX
-records is its own mail host (its A/AAAA records); a null MX (RFC 7505: one MX ``0 .``) says
+records is its own mail host (its A/AAAA records); this host (``MAIL_HOSTNAME``) and every MX
+no better than it are skipped, a loop when none is left; a null MX (RFC 7505: one MX ``0 .``) says
 the domain accepts no mail, a permanent failure. No ORM here.
 """
 
@@ -143,6 +144,23 @@ def mx_hosts(
     return records[:MAX_MX_HOSTS]
 
 
+def _without_this_host(domain: str, records: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """RFC 5321 §5.1: when this host is one of the MX hosts, drop it and every MX of an equal or
+    greater preference value (we are their backup, or they are ours); when that leaves none, the
+    mail would come back to us: a configuration error, bounced as Postfix does ("mail for X
+    loops back to myself", 5.4.6 routing loop, RFC 3463)."""
+    local = settings.MAIL_HOSTNAME.lower().rstrip(".")
+    ours = [preference for preference, host in records if host.rstrip(".") == local]
+    if not ours:
+        return records
+    kept = [(preference, host) for preference, host in records if preference < min(ours)]
+    if not kept:
+        raise RouteError(
+            f"mail for {domain} loops back to myself ({local} is its best MX)", permanent=True, status="5.4.6"
+        )
+    return kept
+
+
 def route_resolve(domain: str, *, resolver: dns.resolver.Resolver | None = None) -> Route:
     """The hops to try for ``domain``, in order; RouteError when there is none."""
     domain = domain.lower().rstrip(".")
@@ -158,10 +176,9 @@ def route_resolve(domain: str, *, resolver: dns.resolver.Resolver | None = None)
         )
     resolver = resolver or resolver_make()
     port = int(getattr(settings, "RELAY_MX_PORT", SMTP_PORT))
-    records = mx_hosts(resolver, domain)
-    if records is None:
-        # RFC 5321 §5.1: no MX, so the domain itself is the mail host ("implicit MX").
-        records = [(0, domain)]
+    found = mx_hosts(resolver, domain)
+    # RFC 5321 §5.1: no MX, so the domain itself is the mail host ("implicit MX").
+    records = [(0, domain)] if found is None else _without_this_host(domain, found)
     hops: list[Hop] = []
     temporary: RouteError | None = None
     for preference, host in records:

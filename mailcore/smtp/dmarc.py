@@ -192,9 +192,6 @@ class FromError(ValueError):
     """The message has no usable From: field; the text is for the SMTP reply."""
 
 
-# A first line "From : x" is a From: field with space before the colon, not an mbox envelope
-# line ("From sender date"), which the header scanner skips.
-_FROM_FIELD_FIRST_RE = re.compile(rb"From[ \t]*:")
 # A group with no member (RFC 5322 §3.4), "undisclosed-recipients:;" being the usual one.
 _EMPTY_GROUP_RE = re.compile(r'^\s*[^:;<>@",]*:\s*;\s*$')
 
@@ -203,10 +200,8 @@ def _from_fields(raw: bytes) -> list[str]:
     """The unfolded value of every From: field, found as every reader here finds fields
     (``mailcore.mime.headers``: spaces before the colon, any case), so that no From: a reader
     shows escapes the evaluation and none is evaluated that the readers do not see."""
-    prefix = b"X-Dmarc-Scan: \r\n" if _FROM_FIELD_FIRST_RE.match(raw) else b""
-    data = prefix + raw
-    _end, fields = scan_header_block(data, 0, len(data))
-    return [unfold(f.raw_value(data)) for f in fields if f.name.strip().lower() == "from"]
+    _end, fields = scan_header_block(raw, 0, len(raw))
+    return [unfold(f.raw_value(raw)) for f in fields if f.name.strip().lower() == "from"]
 
 
 def _domain_of(address: str) -> str:

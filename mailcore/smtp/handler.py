@@ -10,16 +10,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, InterfaceError, close_old_connections, connections
+from django.db import DatabaseError, InterfaceError, close_old_connections
 
 from mailcore.auth import LoginThrottle, authenticate_mail
+from mailcore.dbthreads import run_in_db_thread
 from mailcore.models import Account
 from mailcore.store import RecipientKind, Resolution
 from mailcore.store.errors import MessageTooLarge
@@ -41,67 +41,6 @@ DEFAULT_DB_THREADS = 8
 
 RECIPIENT_REUSE = 2.0  # seconds a connection reuses a local recipient's lookup
 RECIPIENT_REUSE_MAX = 1000  # addresses remembered per connection
-HEALTH_CHECK_INTERVAL = 1.0  # seconds between connection checks per worker thread
-_thread_state = threading.local()
-# Bumped when a job finds its connection dead: the database went away for every thread, so each
-# checks its own before its next job instead of failing one message first.
-_lost_connections = [0]
-
-
-def _drop_dead_connection() -> None:
-    """After a job that met a database error (raised or caught inside it): close the thread's
-    connection if it is unusable, and if it was, make every other thread check its own."""
-    connection = connections[DEFAULT_DB_ALIAS]
-    errored = connection.errors_occurred
-    close_old_connections()
-    if errored and connection.connection is None:
-        _lost_connections[0] += 1
-
-
-def _in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    # Django's connection check (CONN_HEALTH_CHECKS: a round trip) at most once a second per
-    # thread rather than per job, and at once after any thread found the database gone; a job
-    # that failed, or caught a database error, drops a dead connection at once.
-    now = time.monotonic()
-    lost = _lost_connections[0]
-    if now - getattr(_thread_state, "checked", 0.0) >= HEALTH_CHECK_INTERVAL or lost != getattr(
-        _thread_state, "lost", 0
-    ):
-        _thread_state.checked = now
-        _thread_state.lost = lost
-        close_old_connections()
-        # Now, outside any transaction: a connection found dead inside the job's atomic block
-        # could not be replaced there (Django refuses to reconnect in one).
-        connections[DEFAULT_DB_ALIAS].close_if_health_check_failed()
-    failed = True
-    try:
-        result = fn(*args, **kwargs)
-        failed = False
-        return result
-    finally:
-        if failed or connections[DEFAULT_DB_ALIAS].errors_occurred:
-            _drop_dead_connection()
-
-
-def executor_close(executor: ThreadPoolExecutor, threads: int, *, timeout: float = 10.0) -> None:
-    """Close every worker thread's database connection, then stop the pool.
-
-    A barrier of ``threads`` parties makes each worker run exactly one closing job.
-    """
-    barrier = threading.Barrier(threads)
-
-    def close_mine() -> None:
-        connections.close_all()
-        try:
-            barrier.wait(timeout)
-        except threading.BrokenBarrierError:
-            pass
-
-    futures = [executor.submit(close_mine) for _ in range(threads)]
-    deadline = time.monotonic() + timeout + 1
-    for future in futures:
-        future.result(timeout=max(0.1, deadline - time.monotonic()))
-    executor.shutdown(wait=True)
 
 
 class MailHandler:
@@ -114,7 +53,7 @@ class MailHandler:
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(_in_db_thread, fn, *args, **kwargs))
+        return await loop.run_in_executor(self.executor, functools.partial(run_in_db_thread, fn, *args, **kwargs))
 
     # --- AUTH -----------------------------------------------------------------------------
     async def authenticate(self, client_ip: str, login: str, password: str) -> tuple[AuthOutcome, Account | None]:

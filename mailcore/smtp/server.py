@@ -17,11 +17,12 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from mailcore.dbthreads import executor_close
 from mailcore.net.listen import ServerGroup, listen_sockets
 from mailcore.net.tls import server_context
 
 from .dmarc import organizational_domain
-from .handler import DEFAULT_DB_THREADS, MailHandler, executor_close
+from .handler import DEFAULT_DB_THREADS, MailHandler
 from .protocol import Limits, MailSMTP, Role
 
 log = logging.getLogger("mailcore.smtp.server")

@@ -68,3 +68,42 @@ def _fresh_login_throttle(settings: Any) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+def other_backends() -> int:
+    """How many client backends of the test database other than this test's own are open now
+    (the connections of servers under test)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+        return int(cursor.fetchone()[0])
+
+
+def kill_other_backends() -> None:
+    """Terminate every other client backend of the test database (the servers' pooled
+    connections) and wait until they are gone: ``pg_terminate_backend`` only signals."""
+    import time
+
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND backend_type = 'client backend'"
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+        assert pids, "no server connection to kill"
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.01)
+    raise AssertionError(f"backends {pids} outlived pg_terminate_backend")

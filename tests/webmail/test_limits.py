@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import socket
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.webmail.daphne import daphne_serving
 from webmail.limits import BodySizeLimit
 
 LIMIT = 1000
@@ -126,45 +121,13 @@ def test_websockets_pass_through() -> None:
 # bytes arrive, not after daphne has stored the whole body (webmail.daphne_limit).
 
 LIVE_LIMIT = 100_000
-LISTENING = re.compile(r"Listening on TCP address 127\.0\.0\.1:(\d+)")
 
 
 @pytest.fixture(scope="module")
 def daphne_port() -> Iterator[int]:
     env = {**os.environ, "MAX_REQUEST_BODY": str(LIVE_LIMIT), "DJANGO_SETTINGS_MODULE": "webmail.settings"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-e", "tcp:port=0:interface=127.0.0.1", "webmail.asgi:application"],
-        cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stderr is not None
-    seen = []
-    port = None
-    deadline = time.monotonic() + 60
-    while port is None and time.monotonic() < deadline:
-        line = process.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        match = LISTENING.search(line)
-        port = int(match.group(1)) if match else None
-    if port is None:
-        process.kill()
-        process.wait(timeout=10)
-        raise RuntimeError("daphne did not start:\n" + "".join(seen[-30:]))
-    drain = threading.Thread(target=lambda: [None for _ in process.stderr or ()], daemon=True)
-    drain.start()
-    try:
+    with daphne_serving(env) as port:
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        drain.join(timeout=10)
-        process.stderr.close()
 
 
 def _connect(port: int) -> socket.socket:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import socket
 
+from mailcore.models import Account, Folder
+from tests.conftest import PASSWORD
+
 
 class Raw:
     def __init__(self, port: int) -> None:
@@ -23,6 +26,9 @@ class Raw:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
+    def login(self, address: str = "alice@a.test", password: str = PASSWORD) -> None:
+        assert self.cmd("a0", f'LOGIN {address} "{password}"')[-1].startswith(b"a0 OK")
+
     def cmd(self, tag: str, text: bytes | str) -> list[bytes]:
         """Send a command and collect lines up to and including its tagged reply."""
         data = text.encode() if isinstance(text, str) else text
@@ -39,3 +45,14 @@ class Raw:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def logged_in(port: int) -> Raw:
+    """A raw session, logged in as alice."""
+    raw = Raw(port)
+    raw.login()
+    return raw
+
+
+def inbox_of(account: Account) -> Folder:
+    return Folder.objects.get(account=account, name=Folder.INBOX)

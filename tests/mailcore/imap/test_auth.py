@@ -72,7 +72,7 @@ def test_authenticate_plain_with_continuation_and_cancel(imap_port: int, alice: 
 
 
 def test_wrong_password_fails_and_repeated_failures_are_throttled(imap_port: int, alice: Account,
-                                                                  settings: Any) -> None:
+                                                                  settings: Any, redis_or_not: str) -> None:
     settings.AUTH_FAILURE_LIMIT = 2
     for _ in range(2):
         conn = imaplib.IMAP4("127.0.0.1", imap_port, timeout=10)

@@ -13,16 +13,12 @@ from .helpers import Raw
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _login(raw: Raw) -> None:
-    assert raw.cmd("l", f'LOGIN alice@a.test "{PASSWORD}"')[-1].startswith(b"l OK")
-
-
 def test_append_literal_over_the_limit_is_refused_before_the_continuation(imap_port: int, alice: Account,
                                                                           settings: Any) -> None:
     settings.MAX_MESSAGE_SIZE = 1000
     raw = Raw(imap_port)
     assert b"APPENDLIMIT=1000" in raw.greeting
-    _login(raw)
+    raw.login()
     raw.send(b"a APPEND INBOX {5000}\r\n")
     assert raw.line() == b"a NO [TOOBIG] literal too large\r\n"
     message = make_message()
@@ -84,7 +80,7 @@ def test_idle_connections_are_closed_sooner_before_login(transactional_db: None,
         assert raw.line() == b"* BYE autologout; idle for too long\r\n"
         raw.close()
         raw = Raw(port)
-        _login(raw)
+        raw.login()
         started = time.monotonic()
         assert raw.line() == b"* BYE autologout; idle for too long\r\n"
         assert time.monotonic() - started > 1.0

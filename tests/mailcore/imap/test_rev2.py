@@ -10,19 +10,9 @@ from mailcore import store
 from mailcore.models import Account, Folder, FolderEntry
 from tests.conftest import PASSWORD, make_message
 
-from .helpers import Raw
+from .helpers import Raw, inbox_of, logged_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _login(port: int) -> Raw:
-    raw = Raw(port)
-    assert raw.cmd("a0", f'LOGIN alice@a.test "{PASSWORD}"')[-1].startswith(b"a0 OK")
-    return raw
-
-
-def _inbox(alice: Account) -> Folder:
-    return Folder.objects.get(account=alice, name="INBOX")
 
 
 def test_both_revisions_are_advertised_and_rev2_is_enabled(imap_port: int, alice: Account) -> None:
@@ -37,7 +27,7 @@ def test_both_revisions_are_advertised_and_rev2_is_enabled(imap_port: int, alice
 
 
 def test_enable_is_refused_once_a_mailbox_is_selected(imap_port: int, alice: Account) -> None:
-    raw = _login(imap_port)
+    raw = logged_in(imap_port)
     raw.cmd("b", "SELECT INBOX")
     reply = raw.cmd("c", "ENABLE IMAP4rev2")
     assert reply == [b"c BAD ENABLE is not allowed in the selected state\r\n"]
@@ -47,10 +37,10 @@ def test_enable_is_refused_once_a_mailbox_is_selected(imap_port: int, alice: Acc
 
 
 def test_rev2_select_has_no_recent_and_lists_the_mailbox(imap_port: int, alice: Account) -> None:
-    inbox = _inbox(alice)
+    inbox = inbox_of(alice)
     store.message_append(account=alice, folder=inbox, raw=make_message())
     store.message_append(account=alice, folder=inbox, raw=make_message(), flags=["\\Seen"])
-    raw = _login(imap_port)
+    raw = logged_in(imap_port)
     raw.cmd("b", "ENABLE IMAP4rev2")
     lines = raw.cmd("c", "SELECT INBOX")
     assert b"* 2 EXISTS\r\n" in lines and b'* LIST (\\HasNoChildren) "/" INBOX\r\n' in lines
@@ -75,8 +65,8 @@ def test_rev2_select_has_no_recent_and_lists_the_mailbox(imap_port: int, alice: 
 
 
 def test_rev1_session_still_gets_recent_and_search(imap_port: int, alice: Account) -> None:
-    store.message_append(account=alice, folder=_inbox(alice), raw=make_message())
-    raw = _login(imap_port)
+    store.message_append(account=alice, folder=inbox_of(alice), raw=make_message())
+    raw = logged_in(imap_port)
     lines = raw.cmd("b", "SELECT INBOX")
     assert b"* 1 RECENT\r\n" in lines and not any(line.startswith(b"* LIST") for line in lines)
     assert raw.cmd("c", "SEARCH RECENT")[0] == b"* SEARCH 1\r\n"
@@ -84,7 +74,7 @@ def test_rev1_session_still_gets_recent_and_search(imap_port: int, alice: Accoun
 
 
 def test_rev2_mailbox_names_are_utf8(imap_port: int, alice: Account) -> None:
-    raw = _login(imap_port)
+    raw = logged_in(imap_port)
     raw.cmd("b", "ENABLE IMAP4rev2")
     name = "Entwürfe & Co".encode()
     assert raw.cmd("c", b"CREATE {%d+}\r\n" % len(name) + name)[-1] == b"c OK CREATE completed\r\n"
@@ -93,13 +83,13 @@ def test_rev2_mailbox_names_are_utf8(imap_port: int, alice: Account) -> None:
     assert b"".join(lines).startswith(b'* LIST (\\HasNoChildren) "/" {%d}\r\n' % len(name) + name)
     raw.close()
     # The same mailbox in modified UTF-7 for a rev1 session.
-    raw = _login(imap_port)
+    raw = logged_in(imap_port)
     assert raw.cmd("b", 'LIST "" "Entw*"')[0] == b'* LIST (\\HasNoChildren) "/" "Entw&APw-rfe &- Co"\r\n'
     raw.close()
 
 
 def test_rev2_create_reports_a_normalised_name_with_oldname(imap_port: int, alice: Account) -> None:
-    raw = _login(imap_port)
+    raw = logged_in(imap_port)
     raw.cmd("b", "ENABLE IMAP4rev2")
     lines = raw.cmd("c", "CREATE inbox/Sub")
     assert lines == [b'* LIST () "/" INBOX/Sub ("OLDNAME" (inbox/Sub))\r\n', b"c OK CREATE completed\r\n"]
@@ -107,13 +97,13 @@ def test_rev2_create_reports_a_normalised_name_with_oldname(imap_port: int, alic
 
 
 def test_status_deleted_size_and_deleted_storage(imap_port: int, alice: Account) -> None:
-    inbox = _inbox(alice)
+    inbox = inbox_of(alice)
     store.message_append(account=alice, folder=inbox, raw=make_message(body="x" * 3000), flags=["\\Deleted"])
     store.message_append(account=alice, folder=inbox, raw=make_message())
     size = sum(len(bytes(e.message.blob.data)) for e in FolderEntry.objects.filter(folder=inbox)
                .select_related("message__blob"))
     deleted = FolderEntry.objects.get(folder=inbox, message__deleted=True).message.size
-    raw = _login(imap_port)
+    raw = logged_in(imap_port)
     raw.cmd("b", "ENABLE IMAP4rev2")
     line = raw.cmd("c", "STATUS INBOX (MESSAGES DELETED SIZE DELETED-STORAGE)")[0]
     assert line == f"* STATUS INBOX (MESSAGES 2 DELETED 1 SIZE {size} DELETED-STORAGE {(deleted + 1023) // 1024})\r\n".encode()
@@ -124,10 +114,10 @@ def test_append_literal8_with_nul_and_fetch_binary(imap_port: int, alice: Accoun
     body = b"\x00\x01binary\xff"
     message = (b"From: carol@example.org\r\nSubject: bin\r\nMIME-Version: 1.0\r\n"
                b"Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: binary\r\n\r\n" + body)
-    raw = _login(imap_port)
+    raw = logged_in(imap_port)
     lines = raw.cmd("b", b"APPEND INBOX (\\Seen) ~{%d+}\r\n" % len(message) + message)
     assert lines[-1].startswith(b"b OK [APPENDUID ")
-    stored = FolderEntry.objects.select_related("message__blob").get(folder=_inbox(alice))
+    stored = FolderEntry.objects.select_related("message__blob").get(folder=inbox_of(alice))
     assert bytes(stored.message.blob.data) == message and stored.message.seen
     # Synchronising literal8 too: the server asks for the bytes with a continuation.
     raw.send(b"c APPEND INBOX ~{%d}\r\n" % len(message))
@@ -143,7 +133,7 @@ def test_append_literal8_with_nul_and_fetch_binary(imap_port: int, alice: Accoun
 
 
 def test_imaplib_can_enable_rev2_and_search(imap_port: int, alice: Account) -> None:
-    store.message_append(account=alice, folder=_inbox(alice), raw=make_message())
+    store.message_append(account=alice, folder=inbox_of(alice), raw=make_message())
     conn = imaplib.IMAP4("127.0.0.1", imap_port, timeout=10)
     conn.login("alice@a.test", PASSWORD)
     typ, _ = conn.enable("IMAP4rev2")
@@ -157,8 +147,8 @@ def test_imaplib_can_enable_rev2_and_search(imap_port: int, alice: Account) -> N
 
 def test_unauthenticate_forgets_the_user_the_mailbox_and_enabled_extensions(imap_port: int, alice: Account,
                                                                             bob: Account) -> None:
-    store.message_append(account=alice, folder=_inbox(alice), raw=make_message())
-    raw = _login(imap_port)
+    store.message_append(account=alice, folder=inbox_of(alice), raw=make_message())
+    raw = logged_in(imap_port)
     assert b"UNAUTHENTICATE" in raw.cmd("b", "CAPABILITY")[0]
     raw.cmd("c", "ENABLE IMAP4rev2")
     raw.cmd("d", "SELECT INBOX")
@@ -173,8 +163,8 @@ def test_unauthenticate_forgets_the_user_the_mailbox_and_enabled_extensions(imap
 
 
 def test_rev2_status_and_list_status_refuse_recent(imap_port: int, alice: Account) -> None:
-    store.message_append(account=alice, folder=_inbox(alice), raw=make_message())
-    raw = _login(imap_port)
+    store.message_append(account=alice, folder=inbox_of(alice), raw=make_message())
+    raw = logged_in(imap_port)
     # IMAP4rev1 still has STATUS RECENT.
     assert raw.cmd("b", "STATUS INBOX (MESSAGES RECENT)")[0] == b"* STATUS INBOX (MESSAGES 1 RECENT 1)\r\n"
     raw.cmd("c", "ENABLE IMAP4rev2")

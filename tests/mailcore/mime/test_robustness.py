@@ -144,6 +144,32 @@ def test_mbox_from_line_is_skipped() -> None:
     assert parsed.subject == "mbox" and parsed.preview == "body"
 
 
+@pytest.mark.parametrize(
+    "first",
+    [b"From : Carol <carol@example.org>", b"From\t: Carol <carol@example.org>", b"From  :carol@example.org"],
+)
+def test_a_first_line_from_with_space_before_the_colon_is_the_from_field(first: bytes) -> None:
+    # RFC 5322 §4.5.x (obs-optional: WSP before the colon): a field, not an mbox "From " line.
+    parsed = parse_message(first + b"\r\nSubject: odd\r\n\r\nbody\r\n")
+    assert [a.email for a in parsed.from_] == ["carol@example.org"]
+    assert parsed.envelope[2][0][2:] == ["carol", "example.org"]
+    assert parsed.subject == "odd"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"From MAILER-DAEMON Fri Jul  8 12:08:34 2011",
+        b"From alice@example.com Tue Mar 12 09:15:00 +0000 2024",
+        b"From alice@example.com",  # no date, but not a field either: still not the header's end
+    ],
+)
+def test_an_mbox_from_line_of_any_form_is_skipped(first: bytes) -> None:
+    parsed = parse_message(first + b"\r\nFrom: carol@example.org\r\nSubject: mbox\r\n\r\nbody\r\n")
+    assert [a.email for a in parsed.from_] == ["carol@example.org"]
+    assert parsed.subject == "mbox" and parsed.preview == "body"
+
+
 def test_an_internal_error_still_gives_a_servable_structure(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from mailcore import store
+from mailcore.dbthreads import executor_close
 from mailcore.models import Account
-from mailcore.pop3.maildrop import Maildrop, close_worker_connections, is_loopback
+from mailcore.pop3.maildrop import Maildrop, is_loopback
 from mailcore.pop3.session import DISPATCH, Action, Pop3Limits, Reply, Session, State
 from tests.conftest import PASSWORD, make_message
 
@@ -24,8 +25,7 @@ def maildrop() -> Iterator[Maildrop]:
     try:
         yield Maildrop(executor, leave_on_server=False)
     finally:
-        close_worker_connections(executor, 1)
-        executor.shutdown()
+        executor_close(executor, 1)
 
 
 def run(coro):  # type: ignore[no-untyped-def]

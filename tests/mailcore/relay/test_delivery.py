@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import email
+from collections.abc import Iterator
+from contextlib import contextmanager
 from email.policy import compat32
+from typing import Any
 
 import pytest
 
@@ -30,6 +33,16 @@ def submit(raw: bytes, recipients: list[str], mail_from: str = "alice@a.test", *
 
 def from_alice(subject: str = "Hello", body: str = "Hi there.\r\n", to: str = CAROL, extra: str = "") -> bytes:
     return make_message(subject=subject, body=body, sender="alice@a.test", to=to, extra_headers=extra)
+
+
+@contextmanager
+def mx_on_sink(zone: dict[tuple[str, str], list[str] | str], settings: Any, sink: SmtpSink) -> Iterator[None]:
+    """DNS answers from ``zone`` (a server on 127.0.0.1), and MX hosts are reached on the sink's port."""
+    with DnsServer(zone) as dns_server:
+        settings.DNS_NAMESERVERS = ["127.0.0.1"]
+        settings.DNS_PORT = dns_server.port
+        settings.RELAY_MX_PORT = sink.port
+        yield
 
 
 def test_remote_recipient_is_delivered_and_recorded(alice: Account, sink: SmtpSink) -> None:
@@ -175,10 +188,7 @@ def test_mail_is_routed_by_mx_records(alice: Account, sink: SmtpSink, settings: 
         ("mx-routed.test", "MX"): ["10 mx.mx-routed.test."],
         ("mx.mx-routed.test", "A"): ["127.0.0.1"],
     }
-    with DnsServer(zone) as dns_server:
-        settings.DNS_NAMESERVERS = ["127.0.0.1"]  # type: ignore[attr-defined]
-        settings.DNS_PORT = dns_server.port  # type: ignore[attr-defined]
-        settings.RELAY_MX_PORT = sink.port  # type: ignore[attr-defined]
+    with mx_on_sink(zone, settings, sink):
         submit(from_alice(to="erin@mx-routed.test"), ["erin@mx-routed.test"])
         relay_run()
     [got] = sink.received
@@ -198,6 +208,26 @@ def test_null_mx_fails_at_once(alice: Account, settings: pytest.FixtureRequest) 
     assert row.status == Status.FAILED and "null MX" in row.last_reply
     [report] = Message.objects.filter(account=alice, subject__startswith="Undelivered").select_related("blob")
     assert b"Status: 5.1.10" in bytes(report.blob.data)
+
+
+def test_a_domain_whose_best_mx_is_this_host_bounces_as_a_loop(
+    alice: Account, sink: SmtpSink, settings: pytest.FixtureRequest
+) -> None:
+    # RFC 5321 §5.1: sending it to the MX would hand it back to ourselves, again and again.
+    zone: dict[tuple[str, str], list[str] | str] = {
+        ("looped.test", "MX"): ["10 mail.a.test.", "20 backup.looped.test."],
+        ("mail.a.test", "A"): ["127.0.0.1"],
+        ("backup.looped.test", "A"): ["127.0.0.1"],
+    }
+    with mx_on_sink(zone, settings, sink):
+        settings.MAIL_HOSTNAME = "mail.a.test"  # type: ignore[attr-defined]
+        submit(from_alice(to="x@looped.test"), ["x@looped.test"])
+        relay_run()
+    assert sink.received == []
+    row = OutboundRecipient.objects.get()
+    assert row.status == Status.FAILED and "loops back to myself" in row.last_reply
+    [report] = Message.objects.filter(account=alice, subject__startswith="Undelivered").select_related("blob")
+    assert b"Status: 5.4.6" in bytes(report.blob.data)
 
 
 def test_dkim_signature_made_for_the_sender_domain_verifies(alice: Account, sink: SmtpSink) -> None:
@@ -232,10 +262,7 @@ def test_next_mx_is_tried_when_the_preferred_one_refuses(alice: Account, sink: S
         ("down.two-mx.test", "A"): ["127.0.0.2"],  # loopback, but the sink listens on 127.0.0.1 only
         ("up.two-mx.test", "A"): ["127.0.0.1"],
     }
-    with DnsServer(zone) as dns_server:
-        settings.DNS_NAMESERVERS = ["127.0.0.1"]  # type: ignore[attr-defined]
-        settings.DNS_PORT = dns_server.port  # type: ignore[attr-defined]
-        settings.RELAY_MX_PORT = sink.port  # type: ignore[attr-defined]
+    with mx_on_sink(zone, settings, sink):
         submit(from_alice(to="gil@two-mx.test"), ["gil@two-mx.test"])
         stats = relay_run()
     assert stats.connections == 1

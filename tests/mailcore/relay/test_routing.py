@@ -20,6 +20,15 @@ ZONE: dict[tuple[str, str], list[str] | str] = {
     ("nullmx.test", "MX"): ["0 ."],
     ("broken.test", "MX"): "SERVFAIL",
     ("dangling.test", "MX"): ["10 nowhere.dangling.test."],
+    # mail.here.test is this host (MAIL_HOSTNAME in the fixture)
+    ("backup-here.test", "MX"): ["30 after.backup-here.test.", "20 Mail.Here.Test.", "20 peer.backup-here.test.",
+                                 "10 best.backup-here.test."],
+    ("best.backup-here.test", "A"): ["127.0.0.41"],
+    ("peer.backup-here.test", "A"): ["127.0.0.42"],
+    ("after.backup-here.test", "A"): ["127.0.0.43"],
+    ("loop.test", "MX"): ["10 mail.here.test.", "20 other.loop.test."],
+    ("other.loop.test", "A"): ["127.0.0.44"],
+    ("mail.here.test", "A"): ["127.0.0.1"],
 }
 
 
@@ -31,6 +40,7 @@ def dns_server(settings: pytest.FixtureRequest) -> Iterator[DnsServer]:
         settings.RELAY_TRANSPORTS = {}  # type: ignore[attr-defined]
         settings.RELAY_SMARTHOST = ""  # type: ignore[attr-defined]
         settings.RELAY_MX_PORT = 25  # type: ignore[attr-defined]
+        settings.MAIL_HOSTNAME = "mail.here.test"  # type: ignore[attr-defined]
         yield server
 
 
@@ -89,6 +99,20 @@ def test_mx_without_any_address_is_a_permanent_failure(dns_server: DnsServer) ->
     with pytest.raises(RouteError) as info:
         route_resolve("dangling.test")
     assert info.value.permanent
+
+
+def test_mx_records_from_this_host_on_are_dropped(dns_server: DnsServer) -> None:
+    # RFC 5321 §5.1: this host (any case, with or without the final dot) and every MX of an equal
+    # or greater preference value go; a backup MX hands mail only to better ones.
+    route = route_resolve("backup-here.test")
+    assert [(h.host, h.address) for h in route.hops] == [("best.backup-here.test", "127.0.0.41")]
+
+
+def test_a_domain_whose_best_mx_is_this_host_is_a_permanent_loop(dns_server: DnsServer) -> None:
+    with pytest.raises(RouteError) as info:
+        route_resolve("loop.test")
+    assert info.value.permanent
+    assert info.value.reply == "550 5.4.6 mail for loop.test loops back to myself (mail.here.test is its best MX)"
 
 
 def test_mx_port_setting_applies_to_mx_hosts(dns_server: DnsServer, settings: pytest.FixtureRequest) -> None:

@@ -23,7 +23,7 @@ import dns.reversename
 import dns.rrset
 import pytest
 
-from mailcore.smtp.handler import executor_close
+from mailcore.dbthreads import executor_close
 from mailcore.smtp.protocol import Limits, Role
 from mailcore.smtp.server import Listener, listener_start, listener_stop
 
@@ -222,6 +222,14 @@ def connect(listener: Listener, *, ehlo: bool = True) -> smtplib.SMTP:
     return client
 
 
+def connect_starttls(listener: Listener) -> smtplib.SMTP:
+    """Connected, STARTTLS done, and EHLO said again over TLS."""
+    client = connect(listener)
+    client.starttls(context=client_tls())
+    client.ehlo()
+    return client
+
+
 def connect_submission(listener: Listener, address: str, password: str) -> smtplib.SMTP:
     if listener.role is Role.SUBMISSIONS:
         client: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -230,9 +238,7 @@ def connect_submission(listener: Listener, address: str, password: str) -> smtpl
         _OPEN_CLIENTS.append(client)
         client.ehlo()
     else:
-        client = connect(listener)
-        client.starttls(context=client_tls())
-        client.ehlo()
+        client = connect_starttls(listener)
     client.login(address, password)
     return client
 

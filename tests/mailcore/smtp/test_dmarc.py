@@ -3,10 +3,12 @@ temperror and permerror, malformed From fields; never on submission."""
 
 from __future__ import annotations
 
+import imaplib
 import smtplib
 
 import dkim
 import pytest
+from django.test import Client
 
 from mailcore.models import Blob, Folder, FolderEntry, Message, OutboundMessage
 from mailcore.smtp import resolver
@@ -20,6 +22,7 @@ from mailcore.smtp.dmarc import (
     parse_dmarc_record,
 )
 from tests.conftest import PASSWORD, make_message
+from tests.mailcore.imap.conftest import ServerThread as ImapServer
 from tests.mailcore.smtp.conftest import DnsZone, connect, connect_submission
 from tests.mailcore.smtp.test_authresults import dkim_key
 
@@ -217,6 +220,31 @@ def test_a_from_with_space_before_the_colon_on_the_first_line_is_evaluated(
     message = make_message().replace(b"From: Carol <carol@example.org>\r\n", b"")
     error = refused(mx, b"From : CEO <ceo@bank.test>\r\n" + message)
     assert error.smtp_code == 550 and b"DMARC policy of bank.test" in error.smtp_error
+
+
+def test_a_from_with_space_before_the_colon_on_the_first_line_is_the_sender_everywhere(mx, alice, settings) -> None:
+    # What DMARC evaluated is what the web and IMAP show: not an mbox "From " line to drop.
+    settings.ALLOW_PLAINTEXT_AUTH_ON_LOOPBACK = True
+    message = make_message().replace(b"From: Carol <carol@example.org>\r\n", b"")
+    send(mx, b"From : Carol <carol@example.org>\r\n" + message)
+    stored = Message.objects.get(account=alice)
+    assert (stored.from_name, stored.from_email) == ("Carol", "carol@example.org")
+    web = Client()
+    web.force_login(alice)
+    page = web.get(f"/m/{stored.pk}/").content.decode()
+    assert "&lt;carol@example.org&gt;" in page
+    imap = ImapServer()
+    port = imap.start()
+    try:
+        client = imaplib.IMAP4("127.0.0.1", port, timeout=10)
+        client.login("alice@a.test", PASSWORD)
+        client.select("INBOX")
+        _typ, data = client.fetch("1", "(ENVELOPE)")
+        client.logout()
+    finally:
+        imap.stop()
+    envelope = data[0]
+    assert isinstance(envelope, bytes) and b'(("Carol" NIL "carol" "example.org"))' in envelope
 
 
 def test_a_domain_only_the_envelope_parser_sees_is_evaluated_too(mx, alice, dns_zone: DnsZone) -> None:

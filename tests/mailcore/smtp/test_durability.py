@@ -8,17 +8,16 @@ and the local copy are written, while the alias's remote forward is being queued
 from __future__ import annotations
 
 import smtplib
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 from django.db import connection
 
-from mailcore import store
+from mailcore import dbthreads, store
 from mailcore.models import Blob, Message, OutboundMessage, OutboundRecipient
-from mailcore.smtp import handler
 from tests.conftest import make_message
+from tests.mailcore.serving import kill_other_backends
 from tests.mailcore.smtp.conftest import DB_THREADS, connect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,27 +68,6 @@ def test_connection_lost_mid_delivery_gives_451_and_nothing_half_stored(
     assert alice.used_bytes == 0
 
 
-def _kill_the_servers_connections() -> None:
-    """Terminate every other backend of the test database and wait until they are gone
-    (``pg_terminate_backend`` only signals), so the next job meets a dead connection."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
-            "AND backend_type = 'client backend'"
-        )
-        pids = [row[0] for row in cursor.fetchall()]
-        assert pids  # the server's pooled connections
-        cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            cursor.execute("SELECT pg_stat_clear_snapshot()")
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY(%s)", [pids])
-            if cursor.fetchone()[0] == 0:
-                return
-            time.sleep(0.01)
-    raise AssertionError(f"backends {pids} outlived pg_terminate_backend")
-
-
 def _send_until_stored(client: smtplib.SMTP, attempts: int) -> list[int]:
     replies = []
     for _ in range(attempts):
@@ -106,7 +84,7 @@ def _send_until_stored(client: smtplib.SMTP, attempts: int) -> list[int]:
 def test_server_reconnects_after_its_database_connections_are_killed(mx, alice) -> None:
     client = connect(mx)
     assert client.sendmail("carol@example.org", ["alice@a.test"], make_message()) == {}
-    _kill_the_servers_connections()
+    kill_other_backends()
     # The first job on a killed connection may fail (451: the client retries) when its thread
     # checked its connection less than a second ago; that failure makes every thread check its
     # connection before its next job, whichever thread runs it, so the retry is stored.
@@ -118,11 +96,11 @@ def test_server_reconnects_after_its_database_connections_are_killed(mx, alice) 
 
 def test_one_dead_connection_found_makes_every_db_thread_reconnect(mx, alice, monkeypatch) -> None:
     # No periodic check: only the failed job can tell the threads that the database went away.
-    monkeypatch.setattr(handler, "HEALTH_CHECK_INTERVAL", 10**9)
+    monkeypatch.setattr(dbthreads, "HEALTH_CHECK_INTERVAL", 10**9)
     client = connect(mx)
     for _ in range(DB_THREADS * 2):  # every thread the pool made has connected
         assert client.sendmail("carol@example.org", ["alice@a.test"], make_message()) == {}
-    _kill_the_servers_connections()
+    kill_other_backends()
     # The first job lands on one of those threads (a new one only if all were busy), fails and
     # tells the others; without that, each thread would fail a message of its own.
     replies = _send_until_stored(client, attempts=DB_THREADS + 1)
@@ -134,11 +112,11 @@ def test_one_dead_connection_found_makes_every_db_thread_reconnect(mx, alice, mo
 def test_with_a_check_before_every_job_no_message_meets_a_dead_connection(mx, alice, monkeypatch) -> None:
     # The check (CONN_HEALTH_CHECKS) must also cover the store's own statements (store/sql.py),
     # which RCPT and the delivery run first.
-    monkeypatch.setattr(handler, "HEALTH_CHECK_INTERVAL", 0)
+    monkeypatch.setattr(dbthreads, "HEALTH_CHECK_INTERVAL", 0)
     client = connect(mx)
     for _ in range(DB_THREADS * 2):
         assert client.sendmail("carol@example.org", ["alice@a.test"], make_message()) == {}
-    _kill_the_servers_connections()
+    kill_other_backends()
     assert _send_until_stored(client, attempts=DB_THREADS + 1) == [250]
     client.quit()
     assert Message.objects.filter(account=alice).count() == DB_THREADS * 2 + 1

@@ -10,7 +10,7 @@ import pytest
 from mailcore.models import Message
 from mailcore.smtp.protocol import Role
 from tests.conftest import make_message
-from tests.mailcore.smtp.conftest import RawClient, StartServer, client_tls, connect
+from tests.mailcore.smtp.conftest import RawClient, StartServer, client_tls, connect, connect_starttls
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -198,8 +198,6 @@ def test_data_after_bdat_is_refused(mx, alice) -> None:
 
 
 def test_starttls_twice_is_refused(mx) -> None:
-    client = connect(mx)
-    client.starttls(context=client_tls())
-    client.ehlo()
+    client = connect_starttls(mx)
     code, text = client.docmd("STARTTLS")
     assert (code, text[:5]) == (503, b"5.5.1")

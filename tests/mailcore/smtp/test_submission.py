@@ -11,7 +11,14 @@ from mailcore import store
 from mailcore.models import Message, OutboundRecipient
 from mailcore.smtp.protocol import Role
 from tests.conftest import PASSWORD, make_message
-from tests.mailcore.smtp.conftest import RawClient, StartServer, client_tls, connect, connect_submission
+from tests.mailcore.smtp.conftest import (
+    RawClient,
+    StartServer,
+    client_tls,
+    connect,
+    connect_starttls,
+    connect_submission,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,18 +51,14 @@ def test_submission_offers_starttls_first_and_auth_only_after_tls(submission) ->
 
 
 def test_mail_without_auth_is_refused_with_530(submission) -> None:
-    client = connect(submission)
-    client.starttls(context=client_tls())
-    client.ehlo()
+    client = connect_starttls(submission)
     code, text = client.mail("alice@a.test")
     assert (code, text[:5]) == (530, b"5.7.0")
 
 
 @pytest.mark.parametrize("method", ["PLAIN", "LOGIN"])
 def test_auth_with_the_account_password_lets_alice_send(submission, alice, bob, method) -> None:
-    client = connect(submission)
-    client.starttls(context=client_tls())
-    client.ehlo()
+    client = connect_starttls(submission)
     client.user, client.password = "alice@a.test", PASSWORD
     code, text = client.auth(method, getattr(client, f"auth_{method.lower()}"), initial_response_ok=method == "PLAIN")
     assert (code, text[:5]) == (235, b"2.7.0")
@@ -65,9 +68,7 @@ def test_auth_with_the_account_password_lets_alice_send(submission, alice, bob, 
 
 
 def test_wrong_password_gets_535_and_the_connection_closes_after_three(submission, alice) -> None:
-    client = connect(submission)
-    client.starttls(context=client_tls())
-    client.ehlo()
+    client = connect_starttls(submission)
     for _ in range(2):
         code, text = auth_plain(client, "alice@a.test", "wrong password")
         assert (code, text[:5]) == (535, b"5.7.8")
@@ -77,17 +78,16 @@ def test_wrong_password_gets_535_and_the_connection_closes_after_three(submissio
         client.noop()
 
 
-def test_auth_failures_are_throttled_per_account_across_connections(submission, alice, settings) -> None:
+def test_auth_failures_are_throttled_per_account_across_connections(submission, alice, settings, redis_or_not) -> None:
     settings.AUTH_FAILURE_LIMIT = 2
+    client = connect_starttls(submission)
+    assert auth_plain(client, "alice@a.test", PASSWORD)[0] == 235  # with Redis or without
+    client.close()
     for _ in range(2):
-        client = connect(submission)
-        client.starttls(context=client_tls())
-        client.ehlo()
+        client = connect_starttls(submission)
         assert auth_plain(client, "alice@a.test", "wrong password")[0] == 535
         client.close()
-    client = connect(submission)
-    client.starttls(context=client_tls())
-    client.ehlo()
+    client = connect_starttls(submission)
     code, text = auth_plain(client, "alice@a.test", PASSWORD)  # even the right one waits out the window
     assert (code, text[:5]) == (454, b"4.7.0")
 
@@ -148,9 +148,7 @@ def test_auth_is_not_offered_in_plaintext_on_the_implicit_port_either(start_serv
 
 
 def test_auth_login_can_be_aborted_and_plain_refuses_a_foreign_authzid(submission, alice) -> None:
-    client = connect(submission)
-    client.starttls(context=client_tls())
-    client.ehlo()
+    client = connect_starttls(submission)
     assert client.docmd("AUTH", "LOGIN")[0] == 334
     code, text = client.docmd("*")
     assert (code, text[:5]) == (501, b"5.7.0")

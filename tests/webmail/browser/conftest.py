@@ -8,13 +8,8 @@ a subprocess on an ephemeral port, against the test database (tests here commit 
 from __future__ import annotations
 
 import os
-import queue
 import re
 import shutil
-import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +22,7 @@ from playwright.sync_api import expect
 from mailcore import store
 from mailcore.models import Account
 from tests.conftest import PASSWORD
+from tests.webmail.daphne import daphne_serving
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
 # between browser steps are ordinary blocking calls.
@@ -35,7 +31,6 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 SERVER_START_TIMEOUT = 30.0
-LISTENING = re.compile(r"Listening on TCP address 127\.0\.0\.1:(\d+)")
 
 
 @pytest.fixture(scope="session")
@@ -67,48 +62,8 @@ def web_server(django_db_setup: None, django_db_blocker: Any) -> Iterator[str]:
     url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {**os.environ, "DATABASE_URL": url, "REDIS_URL": settings.REDIS_URL, "DB_CONN_MAX_AGE": "0",
            "DJANGO_SETTINGS_MODULE": "webmail.settings"}
-    root = Path(__file__).resolve().parents[3]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-e", "tcp:port=0:interface=127.0.0.1", "webmail.asgi:application"],
-        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stderr is not None
-        for line in process.stderr:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    port = None
-    seen: list[str] = []
-    while port is None and time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            if process.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        match = LISTENING.search(line)
-        if match:
-            port = int(match.group(1))
-    if port is None:
-        process.kill()
-        process.wait(timeout=10)
-        raise RuntimeError("daphne did not start:\n" + "".join(seen[-30:]))
-    try:
+    with daphne_serving(env, start_timeout=SERVER_START_TIMEOUT) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        if process.stderr is not None:
-            process.stderr.close()
 
 
 @pytest.fixture
