@@ -5,6 +5,7 @@ runs them."""
 from __future__ import annotations
 
 import poplib
+import time
 
 import pytest
 
@@ -27,19 +28,31 @@ def _no_periodic_check(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dbthreads, "HEALTH_CHECK_INTERVAL", 10**9)
 
 
-def _login_until_ok(port: int, attempts: int) -> tuple[poplib.POP3, list[str]]:
-    replies = []
-    for _ in range(attempts):
+def _attempt(port: int) -> tuple[poplib.POP3 | None, str]:
+    """One login: the client on success, else the reply. A mailbox still held by the session
+    that has just said QUIT (its lock goes a moment after the +OK) is waited for."""
+    deadline = time.monotonic() + 10
+    while True:
         client = connect(port)
         client.user("alice@a.test")
         try:
             client.pass_(PASSWORD)
         except poplib.error_proto as exc:
-            replies.append(str(exc))
             close(client)
-            continue
-        replies.append("+OK")
-        return client, replies
+            if b"[IN-USE]" in exc.args[0] and time.monotonic() < deadline:
+                time.sleep(0.05)
+                continue
+            return None, str(exc)
+        return client, "+OK"
+
+
+def _login_until_ok(port: int, attempts: int) -> tuple[poplib.POP3, list[str]]:
+    replies = []
+    for _ in range(attempts):
+        client, reply = _attempt(port)
+        replies.append(reply)
+        if client is not None:
+            return client, replies
     raise AssertionError(f"no login in {attempts} attempts: {replies}")
 
 
@@ -47,10 +60,13 @@ def test_login_after_the_database_dropped_every_connection(pop3_start, alice: Ac
     running: RunningPop3 = pop3_start(allow_plaintext_on_loopback=True, leave_on_server=True,
                                       db_workers=DB_WORKERS)
     store.message_deliver(raw=make_message(), recipients=["alice@a.test"])
-    for _ in range(DB_WORKERS * 2):  # every thread of the pool has connected
-        client = login(running.port)
-        assert client.stat()[0] == 1
-        client.quit()
+    for _ in range(DB_WORKERS * 2):  # the pool's threads have connected
+        client, replies = _login_until_ok(running.port, attempts=1)
+        try:
+            assert client.stat()[0] == 1
+            client.quit()
+        finally:
+            close(client)
     kill_other_backends()
     # At most one clean temporary error (the client retries), never a string of them.
     client, replies = _login_until_ok(running.port, attempts=DB_WORKERS + 1)
