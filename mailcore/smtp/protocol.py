@@ -34,6 +34,7 @@ from .parser import (
     PathError,
     count_received,
     find_bare_line_ending,
+    only_crlf_line_endings,
     parse_path_argument,
 )
 from .rdns import reverse_name
@@ -606,12 +607,14 @@ class MailSMTP(SMTP):
             body = body[1:]
         if self._data_too_big or len(body) > self.limits.max_message_size:
             problem = replies.MESSAGE_TOO_BIG.format(limit=self.limits.max_message_size)
-        elif content and max(map(len, content.split(CRLF))) + 2 > self.limits.data_line_length:
-            problem = replies.LINE_TOO_LONG
-        elif find_bare_line_ending(content) >= 0:
-            # RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing the whole message means no
-            # reading of "\n.\n" or similar can smuggle a second message past us.
-            problem = replies.BARE_LINE_ENDING
+        elif content:
+            lines = content.split(CRLF)  # once, for both checks below
+            if max(map(len, lines)) + 2 > self.limits.data_line_length:
+                problem = replies.LINE_TOO_LONG
+            elif not only_crlf_line_endings(content, len(lines) - 1):
+                # RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing the whole message means no
+                # reading of "\n.\n" or similar can smuggle a second message past us.
+                problem = replies.BARE_LINE_ENDING
         if problem is not None:
             self._set_post_data_state()
             await self.push(problem)
