@@ -204,6 +204,12 @@ def _from_fields(raw: bytes) -> list[str]:
     return [unfold(f.raw_value(raw)) for f in fields if f.name.strip().lower() == "from"]
 
 
+# The IDNA encoding in normalize_domain costs more than the rest of the From: evaluation, and a
+# mail server sees the same few sender domains over and over; only valid names are kept (an
+# invalid one raises every time).
+_canonical_domain = functools.lru_cache(maxsize=4096)(normalize_domain)
+
+
 def _domain_of(address: str) -> str:
     if not address.strip():  # what the standard library makes of an empty group or of garbage
         raise FromError("the From: header field holds something that is not an address")
@@ -211,7 +217,7 @@ def _domain_of(address: str) -> str:
     if not at or not local.strip() or not domain.strip():
         raise FromError("the From: header field holds an address without a domain")
     try:
-        return normalize_domain(domain.strip())
+        return _canonical_domain(domain.strip())
     except AddressError:
         raise FromError("the From: header field holds an invalid domain") from None
 

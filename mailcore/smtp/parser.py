@@ -109,6 +109,13 @@ def find_bare_line_ending(data: bytes) -> int:
     return match.start() if match else -1
 
 
+def only_crlf_line_endings(data: bytes, crlf_count: int) -> bool:
+    """True when every CR and LF of ``data`` is in a CRLF, given how many CRLFs it holds (the
+    separators of ``data.split(b"\r\n")``, which the DATA reader makes anyway for line lengths):
+    two one-byte counts instead of :func:`find_bare_line_ending`'s three passes."""
+    return data.count(b"\r") == crlf_count and data.count(b"\n") == crlf_count
+
+
 def header_section(raw: bytes) -> bytes:
     end = raw.find(b"\r\n\r\n")
     return raw if end < 0 else raw[: end + 2]

@@ -34,6 +34,7 @@ from .parser import (
     PathError,
     count_received,
     find_bare_line_ending,
+    only_crlf_line_endings,
     parse_path_argument,
 )
 from .rdns import reverse_name
@@ -163,7 +164,8 @@ class MailSMTP(SMTP):
         self.counters = ConnectionCounters()
         self._proxy_protocol = proxy_protocol
         self._proxy_peer: tuple[str, int] | None = None
-        self._last_touch = 0.0
+        self._idle_deadline = 0.0  # see _reset_timeout
+        self._idle_armed = False
         self.storing = False  # a complete message is being stored; shutdown waits for its reply
         self._data_too_big = False
         self.close_after_reply = False  # shutdown: 421 and close once the message's reply is out
@@ -301,12 +303,31 @@ class MailSMTP(SMTP):
                 transport.abort()  # type: ignore[attr-defined]
 
     def _touch(self) -> None:
-        """The client is sending: push the idle deadline back (at most once a second: a timer
-        per DATA line would cost more than the line)."""
-        now = self.loop.time()
-        if now - self._last_touch >= 1.0:
-            self._last_touch = now
-            self._reset_timeout()
+        """The client is sending: push the idle deadline back."""
+        self._reset_timeout()
+
+    def _reset_timeout(self, duration: float | None = None) -> None:
+        """Push the idle deadline back to ``duration`` (default: the idle timeout) from now.
+
+        aiosmtpd cancels and schedules a timer on every command; here a command only moves the
+        deadline, and the one timer of the connection, when it fires before the deadline, sets
+        itself again for what is left. It is rescheduled at once only when the new deadline is
+        earlier than the timer (a shorter duration, such as the PROXY header's)."""
+        deadline = self.loop.time() + (duration or self._timeout_duration)
+        self._idle_deadline = deadline
+        handle = self._timeout_handle
+        if handle is None or handle.cancelled() or not self._idle_armed or handle.when() > deadline:
+            if handle is not None:
+                handle.cancel()
+            self._idle_armed = True
+            self._timeout_handle = self.loop.call_at(deadline, self._idle_check)
+
+    def _idle_check(self) -> None:
+        if self.loop.time() < self._idle_deadline:
+            self._timeout_handle = self.loop.call_at(self._idle_deadline, self._idle_check)
+            return
+        self._idle_armed = False
+        self._timeout_cb()
 
     def _timeout_cb(self) -> None:
         if self.transport is not None and not self.counters.closing:
@@ -586,12 +607,14 @@ class MailSMTP(SMTP):
             body = body[1:]
         if self._data_too_big or len(body) > self.limits.max_message_size:
             problem = replies.MESSAGE_TOO_BIG.format(limit=self.limits.max_message_size)
-        elif content and max(map(len, content.split(CRLF))) + 2 > self.limits.data_line_length:
-            problem = replies.LINE_TOO_LONG
-        elif find_bare_line_ending(content) >= 0:
-            # RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing the whole message means no
-            # reading of "\n.\n" or similar can smuggle a second message past us.
-            problem = replies.BARE_LINE_ENDING
+        elif content:
+            lines = content.split(CRLF)  # once, for both checks below
+            if max(map(len, lines)) + 2 > self.limits.data_line_length:
+                problem = replies.LINE_TOO_LONG
+            elif not only_crlf_line_endings(content, len(lines) - 1):
+                # RFC 5321 §2.3.8: CR and LF only as CRLF. Refusing the whole message means no
+                # reading of "\n.\n" or similar can smuggle a second message past us.
+                problem = replies.BARE_LINE_ENDING
         if problem is not None:
             self._set_post_data_state()
             await self.push(problem)

@@ -8,6 +8,7 @@ import os
 import random
 import re
 import secrets
+import time
 from dataclasses import dataclass
 
 _UNSAFE = re.compile(r"[^\x21-\x7e]|[()\\]")
@@ -44,6 +45,20 @@ def new_queue_id() -> str:
     return f"{_ids.getrandbits(48):012X}"
 
 
+_last_stamp: tuple[int, str] = (-1, "")
+
+
+def _stamp(moment: float) -> str:
+    """RFC 5322 date-time of ``moment`` (whole seconds), formatted once per second: every message
+    of that second gets the same text, and the event loop formats it once, not per message."""
+    global _last_stamp
+    second = int(moment)
+    cached = _last_stamp
+    if cached[0] != second:
+        cached = _last_stamp = (second, email.utils.format_datetime(datetime.datetime.fromtimestamp(second, datetime.UTC)))
+    return cached[1]
+
+
 def received_header(
     *,
     helo: str,
@@ -62,8 +77,7 @@ def received_header(
     lines = [f"Received: from {_clean(helo)} ({tcp_info})", f"by {_clean(by_host)} (mailsystem) with {protocol} id {queue_id}"]
     if tls is not None:
         lines.append(f"(using {_clean(tls.version)} with cipher {_clean(tls.cipher)} ({tls.bits} bits))")
-    moment = datetime.datetime.fromtimestamp(date, datetime.UTC) if date else datetime.datetime.now(datetime.UTC)
-    stamp = email.utils.format_datetime(moment)
+    stamp = _stamp(date if date else time.time())
     if recipient and "\r" not in recipient and "\n" not in recipient:
         lines.append(f"for <{recipient}>; {stamp}")
     else:

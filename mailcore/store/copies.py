@@ -214,7 +214,7 @@ _ALONE_GUARD = """
 
 
 @functools.cache
-def _store_sql(*, enforce_quota: bool, threads_sql: str, alone: bool = False) -> str:
+def _store_sql(*, enforce_quota: bool, threads_sql: str, alone: bool = False, single: bool = False) -> str:
     """One statement for the whole write: quota, thread lookup, blob, messages, UIDs, entries.
 
     ``search_vector`` stays NULL: the index job fills it just after (mailcore/store/index.py).
@@ -225,9 +225,17 @@ def _store_sql(*, enforce_quota: bool, threads_sql: str, alone: bool = False) ->
     The folder UPDATE allocates a contiguous UID range and one MODSEQ per folder and holds the
     row lock to commit, as ``allocate_uids`` does. The result has one row per stored copy and one
     per account whose quota took the message (``accepted``); an account missing there was full.
+
+    ``single``: one target, whose values are passed as scalars instead of one-element arrays
+    (psycopg inspects every list it sends, and that was the client's largest cost per delivery).
     """
-    unnest_args = ", ".join(f"%s::{t}[]" for _, t in _TARGET_COLUMNS)
     unnest_names = ", ".join(c for c, _ in _TARGET_COLUMNS)
+    if single:
+        targets_sql = f"(SELECT {', '.join(f'%s::{t}' for _, t in _TARGET_COLUMNS)}, 1::bigint)"
+        amounts_sql = "(SELECT %s::bigint, %s::bigint)"
+    else:
+        targets_sql = f"unnest({', '.join(f'%s::{t}[]' for _, t in _TARGET_COLUMNS)}) WITH ORDINALITY"
+        amounts_sql = "unnest(%s::bigint[], %s::bigint[])"
     shared_values = ", ".join(
         f"%s::{t}" if t != "jsonb" else "%s::text::jsonb" for _, t in _SHARED_COLUMNS
     )
@@ -236,13 +244,13 @@ def _store_sql(*, enforce_quota: bool, threads_sql: str, alone: bool = False) ->
     return f"""
     WITH quota AS (
         UPDATE mailcore_account a SET used_bytes = a.used_bytes + d.n
-        FROM unnest(%s::bigint[], %s::bigint[]) AS d(id, n)
+        FROM {amounts_sql} AS d(id, n)
         WHERE a.id = d.id {condition}
         RETURNING a.id
     ), th AS ({threads_sql}
     ), t AS MATERIALIZED (
         SELECT nextval(pg_get_serial_sequence('mailcore_message', 'id')) AS id, u.*
-        FROM unnest({unnest_args}) WITH ORDINALITY AS u({unnest_names}, ord)
+        FROM {targets_sql} AS u({unnest_names}, ord)
         WHERE u.account_id IN (SELECT id FROM quota)
     ), blob AS (
         INSERT INTO mailcore_blob (sha256, size, data, refcount, created_at)
@@ -370,13 +378,20 @@ def store_copies(
         "text_part": parsed.text_part or "",
         "search_text": parsed.text[:MAX_INDEXED_TEXT],
     }
-    params: list[Any] = [account_ids, [amounts[a] for a in account_ids], *thread_params]
-    params += [columns[c] for c, _ in _TARGET_COLUMNS]
+    single = len(ordered) == 1
+    if single:
+        params: list[Any] = [account_ids[0], amounts[account_ids[0]], *thread_params]
+        params += [columns[c][0] for c, _ in _TARGET_COLUMNS]
+    else:
+        params = [account_ids, [amounts[a] for a in account_ids], *thread_params]
+        params += [columns[c] for c, _ in _TARGET_COLUMNS]
     params += [hashlib.sha256(raw).hexdigest(), size, raw]
     params += [shared[c] for c, _ in _SHARED_COLUMNS]
     params.append(size)
     try:
-        rows = fetch_all(_store_sql(enforce_quota=check_quota, threads_sql=threads_sql, alone=alone), params)
+        rows = fetch_all(
+            _store_sql(enforce_quota=check_quota, threads_sql=threads_sql, alone=alone, single=single), params
+        )
     except DataError as exc:
         if alone and "division by zero" in str(exc):
             raise FolderNotFound("the folder does not exist (or holds no messages: \\Noselect)") from None

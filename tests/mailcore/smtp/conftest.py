@@ -54,6 +54,9 @@ class DnsZone:
     servfail: set[str] = field(default_factory=set)
     silent: set[str] = field(default_factory=set)
     queries: list[tuple[str, str]] = field(default_factory=list)
+    ttl: int = 0  # of every answer; 0: tests change records mid-test and expect to see it at once
+    # NXDOMAIN carries an SOA with this TTL (RFC 2308); None: no SOA (dnspython then keeps it 300 s)
+    negative_ttl: int | None = None
 
     def add(self, name: str, rdtype: str, value: Any) -> None:
         self.records.setdefault((name.lower().rstrip("."), rdtype.upper()), []).append(value)
@@ -114,10 +117,15 @@ class DnsServer(threading.Thread):
                     texts.append(str(value).rstrip(".") + ".")
                 else:
                     texts.append(str(value))
-            # TTL 0: tests change records mid-test, and the server caches answers for their TTL.
-            response.answer.append(dns.rrset.from_text_list(question.name, 0, "IN", rdtype, texts))
+            # TTL 0 by default: tests change records mid-test, and the server caches answers for their TTL.
+            response.answer.append(dns.rrset.from_text_list(question.name, self.zone.ttl, "IN", rdtype, texts))
         elif not any(key[0] == name for key in self.zone.records):
             response.set_rcode(dns.rcode.NXDOMAIN)
+            if self.zone.negative_ttl is not None:
+                ttl = self.zone.negative_ttl
+                response.authority.append(dns.rrset.from_text(
+                    ".", ttl, "IN", "SOA", f"ns.test. hostmaster.test. 1 3600 600 86400 {ttl}"
+                ))
         return response.to_wire()
 
     def stop(self) -> None:

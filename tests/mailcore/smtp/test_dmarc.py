@@ -353,3 +353,15 @@ def test_header_from_domains() -> None:
     many = ", ".join(f"x@d{i}.example" for i in range(6)).encode()
     with pytest.raises(FromError, match="more than 5 domains"):
         header_from_domains(b"From: " + many + b"\r\n\r\nbody")
+
+
+def test_header_from_domains_gives_the_same_answer_every_time() -> None:
+    """The canonical form of a domain is remembered: each call must still answer as the first
+    did, including refusing an invalid domain again and keeping IDN forms apart by case."""
+    for _ in range(3):
+        assert header_from_domains(b"From: a@B\xc3\xbccher.TEST\r\n\r\nbody") == ["xn--bcher-kva.test"]
+        assert header_from_domains(b"From: a@bucher.test\r\n\r\nbody") == ["bucher.test"]
+        with pytest.raises(FromError, match="invalid domain"):
+            header_from_domains(b"From: a@-bad-.test\r\n\r\nbody")
+        with pytest.raises(FromError, match="invalid domain"):
+            header_from_domains(b"From: a@bad..test\r\n\r\nbody")

@@ -139,6 +139,36 @@ def test_idle_connection_is_closed_after_the_timeout(start_server: StartServer) 
         assert time.monotonic() - started < 5
 
 
+def test_commands_and_data_keep_a_connection_past_the_idle_timeout_then_idleness_ends_it(
+    start_server: StartServer, alice
+) -> None:
+    """The idle deadline moves with every command and every piece of DATA (the connection's one
+    timer re-arms itself for what is left); once the client stops, it fires on time."""
+    mx = start_server(Role.MX, idle_timeout=0.6)
+    with RawClient(mx) as raw:
+        assert raw.command(b"EHLO client.example").startswith(b"250")
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:  # 2.5 timeouts of commands, each well inside one
+            assert raw.command(b"NOOP").startswith(b"250")
+            time.sleep(0.2)
+        assert raw.command(b"MAIL FROM:<carol@example.org>").startswith(b"250")
+        assert raw.command(b"RCPT TO:<alice@a.test>").startswith(b"250")
+        assert raw.command(b"DATA").startswith(b"354")
+        raw.send(b"From: carol@example.org\r\nSubject: slow\r\n\r\n")
+        started = time.monotonic()
+        while time.monotonic() - started < 1.5:  # DATA trickling in: each piece counts as activity
+            raw.send(b"line\r\n")
+            time.sleep(0.2)
+        raw.send(b".\r\n")
+        assert raw.reply().startswith(b"250")
+        idle_from = time.monotonic()
+        assert raw.reply().startswith(b"421 4.4.2")
+        waited = time.monotonic() - idle_from
+        assert raw.is_closed()
+        assert 0.5 < waited < 3
+    assert Message.objects.filter(subject="slow").count() == 1
+
+
 def test_unknown_commands_are_limited(mx) -> None:
     with RawClient(mx) as raw:
         replies = [raw.command(b"FROB") for _ in range(4)]

@@ -9,6 +9,7 @@ from mailcore.smtp.parser import (
     count_received,
     find_bare_line_ending,
     is_relay_spelling,
+    only_crlf_line_endings,
     parse_path_argument,
 )
 from mailcore.smtp.replies import with_enhanced
@@ -60,6 +61,27 @@ def test_bare_line_endings_are_found(data: bytes) -> None:
 
 def test_crlf_only_data_has_no_bare_line_ending() -> None:
     assert find_bare_line_ending(b"a\r\nb\r\n\r\n") == -1
+
+
+_LINE_ENDING_SAMPLES = [
+    b"", b"a", b"a\r\n", b"a\r\nb\r\n\r\n", b"\r\n.\r\n", b"a\nb", b"a\rb", b"a\r\r\n", b"\n", b"\r",
+    b"a\r\n\n", b"\n.\n", b"\n.\r\n", b"\r.\r", b"\r\n.\r", b"\r\r\n", b"\n\r", b"\r\n\r", b"\n\r\n",
+    b"x\r\n.\nMAIL FROM:<a@b>\r\n", b"\r\n\r\n\r", b"..\r\n.\r\n",
+]
+
+
+@pytest.mark.parametrize("data", _LINE_ENDING_SAMPLES)
+def test_crlf_counts_agree_with_the_bare_line_ending_search(data: bytes) -> None:
+    assert only_crlf_line_endings(data, len(data.split(b"\r\n")) - 1) == (find_bare_line_ending(data) < 0)
+
+
+def test_crlf_counts_agree_on_random_data() -> None:
+    import random
+
+    rng = random.Random(3)
+    for _ in range(3000):
+        data = bytes(rng.choice(b"\r\n.a") for _ in range(rng.randrange(0, 12)))
+        assert only_crlf_line_endings(data, len(data.split(b"\r\n")) - 1) == (find_bare_line_ending(data) < 0), data
 
 
 def test_received_headers_are_counted_in_the_header_section_only() -> None:

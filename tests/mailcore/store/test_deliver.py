@@ -250,3 +250,27 @@ def test_the_delivery_statements_are_prepared_once_per_connection(alice):
     assert any("INSERT INTO mailcore_blob" in s for s in prepared)  # the delivery statement
     assert len([s for s in prepared if "INSERT INTO mailcore_blob" in s]) == 1
     assert not any("pg_prepared_statements" in s for s in prepared)
+
+
+def test_one_recipient_statement_stores_what_the_several_recipient_one_does(alice, bob):
+    """One target goes through the statement with scalar parameters, several through its array
+    form: each column of the copies must come out the same either way, quota and folder
+    counters included."""
+    from mailcore.store.copies import MESSAGE_INSERT_COLUMNS
+
+    raw = make_message(subject="Same either way", extra_headers="Cc: Dan <dan@example.org>\r\n")
+    alone = store.message_deliver(raw=raw, recipients=["alice@a.test"]).recipients[0].message_ids[0]
+    both = store.message_deliver(raw=raw, recipients=["alice@a.test", "bob@b.test"])
+    pair = both.recipients[0].message_ids[0]
+    skip = {"id", "thread_id", "received_at"}  # per copy by nature
+    columns = sorted(MESSAGE_INSERT_COLUMNS - skip)
+    one_row = Message.objects.filter(id=alone).values(*columns).get()
+    pair_row = Message.objects.filter(id=pair).values(*columns).get()
+    assert one_row == pair_row
+    assert one_row["account_id"] == alice.id and one_row["size"] == len(raw)
+    entries = FolderEntry.objects.filter(message_id__in=[alone, pair]).order_by("uid")
+    assert [(e.uid, e.recent, e.folder.name) for e in entries] == [(1, True, "INBOX"), (2, True, "INBOX")]
+    alice.refresh_from_db()
+    inbox = Folder.objects.get(account=alice, name="INBOX")
+    assert alice.used_bytes == 2 * len(raw) == inbox.total_size
+    assert (inbox.total_count, inbox.unseen_count, inbox.uid_next) == (2, 2, 3)
