@@ -104,12 +104,12 @@ def _rows(folder: Folder, *, conversations: bool) -> QuerySet[FolderEntry]:
     qs = FolderEntry.objects.filter(folder=folder)
     if conversations:
         # The newest entry of its thread in this folder: no entry of the same thread in the
-        # folder sorts after it. Probed per candidate row through message_account_thread and
-        # entry_message, so a page costs what it scans, not what the folder holds.
+        # folder sorts after it. One probe of entry_folder_thread per candidate row (the entry
+        # carries its message's thread), so a page costs what it scans, not what the folder or
+        # the thread holds.
         newer = FolderEntry.objects.filter(
             folder_id=OuterRef("folder_id"),
-            message__account_id=folder.account_id,
-            message__thread_id=OuterRef("message__thread_id"),
+            thread_id=OuterRef("thread_id"),
         ).filter(Q(received_at__gt=OuterRef("received_at"))
                  | Q(received_at=OuterRef("received_at"), uid__gt=OuterRef("uid")))
         qs = qs.filter(~Exists(newer))
@@ -150,13 +150,13 @@ _MESSAGE_FIELD = FolderEntry._meta.get_field("message")
 # written once: compiling it (the NOT EXISTS subquery above all) cost as much Python time as
 # running it and turning its rows into models. The same plan: a range scan of entry_folder_date
 # from the cursor, the message by primary key, and, for conversations, the anti join probing
-# message_account_thread and entry_message per candidate row.
+# entry_folder_thread once per candidate row (the row comparison bounds that index scan, so the
+# probe reads at most one entry however long the thread).
 _PAGE_SELECT = "SELECT {columns} FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id WHERE e.folder_id = %(folder)s"
 _PAGE_AFTER = " AND (e.received_at, e.uid) < (%(received_at)s, %(uid)s)"
 _PAGE_NEWEST_OF_THREAD = """ AND NOT EXISTS (
-    SELECT 1 FROM mailcore_folderentry n JOIN mailcore_message nm ON nm.id = n.message_id
-    WHERE n.folder_id = e.folder_id AND nm.account_id = %(account)s AND nm.thread_id = m.thread_id
-      AND (n.received_at > e.received_at OR (n.received_at = e.received_at AND n.uid > e.uid)))"""
+    SELECT 1 FROM mailcore_folderentry n
+    WHERE n.folder_id = e.folder_id AND n.thread_id = e.thread_id AND (n.received_at, n.uid) > (e.received_at, e.uid))"""
 _PAGE_ORDER = " ORDER BY e.received_at DESC, e.uid DESC LIMIT %(limit)s"
 _PAGE_COLUMNS = ", ".join([f"e.{c}" for c in _ENTRY_COLUMNS] + [f"m.{c}" for c in _MESSAGE_COLUMNS])
 
@@ -176,7 +176,7 @@ def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversation
     With ``conversations``, one row per thread: only the newest entry of each thread in the
     folder is listed (a second query sums up the page's threads, see ``conversation_rows``).
     """
-    params: dict[str, Any] = {"folder": folder.pk, "account": folder.account_id, "limit": size + 1}
+    params: dict[str, Any] = {"folder": folder.pk, "limit": size + 1}
     if after is not None:
         params["received_at"], params["uid"] = after.received_at, after.uid
     with connection.cursor() as cursor:
@@ -246,7 +246,7 @@ def neighbours(folder: Folder, message: Message, *, conversations: bool) -> tupl
     folder's list (its conversation's row when ``conversations``): three indexed lookups."""
     standing = FolderEntry.objects.filter(folder=folder)
     if conversations and message.thread_id is not None:
-        standing = standing.filter(message__thread_id=message.thread_id, message__account_id=folder.account_id)
+        standing = standing.filter(thread_id=message.thread_id)
     else:
         standing = standing.filter(message_id=message.pk)
     row = standing.order_by("-received_at", "-uid").values_list("received_at", "uid").first()
@@ -314,7 +314,7 @@ def entries_for_selection(
     of ``account`` (anything else silently dropped)."""
     wanted = Q(message_id__in=list(message_ids))
     if thread_ids:
-        wanted |= Q(message__thread_id__in=list(thread_ids))
+        wanted |= Q(thread_id__in=list(thread_ids))
     return list(
         FolderEntry.objects.filter(wanted, folder=folder, folder__account=account, message__account=account)
         .values_list("uid", flat=True)
