@@ -306,6 +306,23 @@ def test_an_alias_of_another_tenant_pointing_at_alice_is_not_me(
     assert reply.context["form"].initial["to"] == "Carol <ceo@b.test>"
 
 
+def test_a_conversation_counts_each_message_once_and_none_in_trash(alice_client: Client, alice: Account) -> None:
+    """Counted: the thread's messages in this folder and in every other folder but Trash and Junk
+    (a reply in Sent), each once however many folders it stands in."""
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    trash = folder_of(alice, Folder.SpecialUse.TRASH)
+    talk = _thread(alice, inbox, "Budget", ["bob@b.test", "carol@example.org", "alice@a.test", "dan@example.org"],
+                   start=timezone.now() - timedelta(hours=1))
+    work = store.folder_create(account=alice, name="Work")
+    store.label_add(account=alice, message_ids=[talk[0].pk], folder=work)
+    store.message_move(account=alice, source=inbox, target=trash,
+                       uids=[FolderEntry.objects.get(folder=inbox, message=talk[1]).uid])
+    rows, _ = _conversations(alice_client, inbox)
+    assert [(r.count, r.names) for r in rows] == [(3, ["Carol", "me", "Carol"])]  # bob, me (Sent), dan
+    rows, _ = _conversations(alice_client, trash)
+    assert [r.count for r in rows] == [1]
+
+
 def _newest_of_each_thread(folder: Folder) -> list[int]:
     """The conversation list's rows by definition, from the messages' threads (what the page
     query joined to before the entries carried the thread): entry pks, newest first."""
