@@ -202,7 +202,7 @@ def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversation
 # The messages counted are found through the entries' thread (entry_folder_thread, one range
 # per folder counted and thread), then fetched by primary key. Asked through the messages'
 # thread with an EXISTS on their entries instead, the planner hashed every entry of the account
-# once a page's threads held a few thousand messages (48 ms for 2,000 on the bench mailbox).
+# once a page's threads held a few thousand messages (48 ms for 2,000, docs/performance-web.md).
 _CONVERSATION_SUMS = """
     SELECT m.thread_id, count(*), bool_or(NOT m.seen), bool_or(m.flagged), bool_or(m.has_attachments),
            bool_or(m.draft), array_agg(m.from_name ORDER BY m.received_at, m.id),
