@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q
 from django.http import Http404
 
 from mailcore.models import Account, Alias, Folder, FolderEntry, Message
@@ -99,33 +99,6 @@ class Page:
     conversations: list[Conversation] | None = None
 
 
-def _rows(folder: Folder, *, conversations: bool) -> QuerySet[FolderEntry]:
-    """The folder's list rows: every entry, or only the newest entry of each thread."""
-    qs = FolderEntry.objects.filter(folder=folder)
-    if conversations:
-        # The newest entry of its thread in this folder: no entry of the same thread in the
-        # folder sorts after it. One probe of entry_folder_thread per candidate row (the entry
-        # carries its message's thread), so a page costs what it scans, not what the folder or
-        # the thread holds.
-        newer = FolderEntry.objects.filter(
-            folder_id=OuterRef("folder_id"),
-            thread_id=OuterRef("thread_id"),
-        ).filter(Q(received_at__gt=OuterRef("received_at"))
-                 | Q(received_at=OuterRef("received_at"), uid__gt=OuterRef("uid")))
-        qs = qs.filter(~Exists(newer))
-    return qs
-
-
-def _beyond(qs: QuerySet[FolderEntry], cursor: Cursor, *, older: bool) -> QuerySet[FolderEntry]:
-    # A row comparison, which PostgreSQL turns into a bound of the range scan on
-    # entry_folder_date; the equivalent OR of two conditions is filtered row by row.
-    sign = "<" if older else ">"
-    return qs.extra(  # noqa: S610 - constant SQL, values passed as parameters
-        where=[f"(mailcore_folderentry.received_at, mailcore_folderentry.uid) {sign} (%s, %s)"],
-        params=[cursor.received_at, cursor.uid],
-    )
-
-
 # What a list row shows of an entry and its message: nothing else is fetched (the message's
 # JSON columns, decoded row by row, cost more than the rest of the page's rows together).
 LIST_FIELDS = (
@@ -146,12 +119,14 @@ _ENTRY_COLUMNS = _list_columns(FolderEntry, {n for n in LIST_FIELDS if "__" not 
 _MESSAGE_COLUMNS = _list_columns(Message, {n.split("__", 1)[1] for n in LIST_FIELDS if n.startswith("message__")})
 _MESSAGE_FIELD = FolderEntry._meta.get_field("message")
 
-# The page query that ``_rows(...).select_related("message").only(*LIST_FIELDS)`` compiled to,
-# written once: compiling it (the NOT EXISTS subquery above all) cost as much Python time as
-# running it and turning its rows into models. The same plan: a range scan of entry_folder_date
-# from the cursor, the message by primary key, and, for conversations, the anti join probing
-# entry_folder_thread once per candidate row (the row comparison bounds that index scan, so the
-# probe reads at most one entry however long the thread).
+# The page query, written once in SQL: compiling its ORM form (the NOT EXISTS subquery above all)
+# cost as much Python time as running it and turning its rows into models. A range scan of
+# entry_folder_date from the cursor (the row comparison is a bound of the scan; the equivalent OR
+# of two conditions is filtered row by row), the message by primary key, and, for conversations,
+# only the newest entry of its thread in the folder: no entry of the same thread sorts after it,
+# one probe of entry_folder_thread per candidate row (bounded by the row comparison, so it reads
+# at most one entry however long the thread), so a page costs what it scans, not what the folder
+# or the thread holds.
 _PAGE_SELECT = "SELECT {columns} FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id WHERE e.folder_id = %(folder)s"
 _PAGE_AFTER = " AND (e.received_at, e.uid) < (%(received_at)s, %(uid)s)"
 _PAGE_NEWEST_OF_THREAD = """ AND NOT EXISTS (
@@ -246,22 +221,38 @@ def conversation_rows(folder: Folder, entries: list[FolderEntry]) -> list[Conver
     return rows
 
 
+# The list rows on either side of a row ("here"): the two ends of the same range scans as the
+# page query's, one statement.
+_NEIGHBOURS = """
+    WITH here AS (
+        SELECT received_at, uid FROM mailcore_folderentry
+        WHERE folder_id = %(folder)s AND {standing} ORDER BY received_at DESC, uid DESC LIMIT 1
+    )
+    SELECT (SELECT e.message_id FROM mailcore_folderentry e
+            WHERE e.folder_id = %(folder)s AND (e.received_at, e.uid) > (here.received_at, here.uid){newest}
+            ORDER BY e.received_at, e.uid LIMIT 1),
+           (SELECT e.message_id FROM mailcore_folderentry e
+            WHERE e.folder_id = %(folder)s AND (e.received_at, e.uid) < (here.received_at, here.uid){newest}
+            ORDER BY e.received_at DESC, e.uid DESC LIMIT 1)
+    FROM here
+"""
+_NEIGHBOURS_SQL = {
+    (by_thread, conversations): _NEIGHBOURS.format(
+        standing="thread_id = %(thread)s" if by_thread else "message_id = %(message)s",
+        newest=_PAGE_NEWEST_OF_THREAD if conversations else "")
+    for by_thread in (False, True) for conversations in (False, True)
+}
+
+
 def neighbours(folder: Folder, message: Message, *, conversations: bool) -> tuple[int | None, int | None]:
     """The message ids of the rows just newer and just older than ``message``'s row in the
-    folder's list (its conversation's row when ``conversations``): three indexed lookups."""
-    standing = FolderEntry.objects.filter(folder=folder)
-    if conversations and message.thread_id is not None:
-        standing = standing.filter(thread_id=message.thread_id)
-    else:
-        standing = standing.filter(message_id=message.pk)
-    row = standing.order_by("-received_at", "-uid").values_list("received_at", "uid").first()
-    if row is None:
-        return None, None
-    cursor = Cursor(received_at=row[0], uid=row[1])
-    rows = _rows(folder, conversations=conversations)
-    newer = _beyond(rows, cursor, older=False).order_by("received_at", "uid").values_list("message_id", flat=True).first()
-    older = _beyond(rows, cursor, older=True).order_by("-received_at", "-uid").values_list("message_id", flat=True).first()
-    return newer, older
+    folder's list (its conversation's row when ``conversations``): one statement."""
+    by_thread = conversations and message.thread_id is not None
+    with connection.cursor() as cursor:
+        cursor.execute(_NEIGHBOURS_SQL[by_thread, conversations],
+                       {"folder": folder.pk, "thread": message.thread_id, "message": message.pk})
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def message_for_user(account: Account, message_id: int) -> Message:
