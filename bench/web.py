@@ -81,7 +81,8 @@ def _shape_threads(inbox: object) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_SHAPE, {"folder": inbox.pk, "block": THREAD_BLOCK,  # type: ignore[attr-defined]
                                 "per": THREADS_PER_BLOCK, "start": start})
-        cursor.execute("UPDATE mailcore_folderentry e SET received_at = m.received_at FROM mailcore_message m "
+        cursor.execute("UPDATE mailcore_folderentry e SET received_at = m.received_at, thread_id = m.thread_id "
+                       "FROM mailcore_message m "
                        "WHERE e.message_id = m.id AND e.folder_id = %s", [inbox.pk])  # type: ignore[attr-defined]
         cursor.execute("ANALYZE mailcore_message")
         cursor.execute("ANALYZE mailcore_folderentry")

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Prefetch, Q
 from django.http import Http404
 
 from mailcore.models import Account, Alias, Folder, FolderEntry, Message
@@ -99,33 +99,6 @@ class Page:
     conversations: list[Conversation] | None = None
 
 
-def _rows(folder: Folder, *, conversations: bool) -> QuerySet[FolderEntry]:
-    """The folder's list rows: every entry, or only the newest entry of each thread."""
-    qs = FolderEntry.objects.filter(folder=folder)
-    if conversations:
-        # The newest entry of its thread in this folder: no entry of the same thread in the
-        # folder sorts after it. Probed per candidate row through message_account_thread and
-        # entry_message, so a page costs what it scans, not what the folder holds.
-        newer = FolderEntry.objects.filter(
-            folder_id=OuterRef("folder_id"),
-            message__account_id=folder.account_id,
-            message__thread_id=OuterRef("message__thread_id"),
-        ).filter(Q(received_at__gt=OuterRef("received_at"))
-                 | Q(received_at=OuterRef("received_at"), uid__gt=OuterRef("uid")))
-        qs = qs.filter(~Exists(newer))
-    return qs
-
-
-def _beyond(qs: QuerySet[FolderEntry], cursor: Cursor, *, older: bool) -> QuerySet[FolderEntry]:
-    # A row comparison, which PostgreSQL turns into a bound of the range scan on
-    # entry_folder_date; the equivalent OR of two conditions is filtered row by row.
-    sign = "<" if older else ">"
-    return qs.extra(  # noqa: S610 - constant SQL, values passed as parameters
-        where=[f"(mailcore_folderentry.received_at, mailcore_folderentry.uid) {sign} (%s, %s)"],
-        params=[cursor.received_at, cursor.uid],
-    )
-
-
 # What a list row shows of an entry and its message: nothing else is fetched (the message's
 # JSON columns, decoded row by row, cost more than the rest of the page's rows together).
 LIST_FIELDS = (
@@ -146,17 +119,19 @@ _ENTRY_COLUMNS = _list_columns(FolderEntry, {n for n in LIST_FIELDS if "__" not 
 _MESSAGE_COLUMNS = _list_columns(Message, {n.split("__", 1)[1] for n in LIST_FIELDS if n.startswith("message__")})
 _MESSAGE_FIELD = FolderEntry._meta.get_field("message")
 
-# The page query that ``_rows(...).select_related("message").only(*LIST_FIELDS)`` compiled to,
-# written once: compiling it (the NOT EXISTS subquery above all) cost as much Python time as
-# running it and turning its rows into models. The same plan: a range scan of entry_folder_date
-# from the cursor, the message by primary key, and, for conversations, the anti join probing
-# message_account_thread and entry_message per candidate row.
+# The page query, written once in SQL: compiling its ORM form (the NOT EXISTS subquery above all)
+# cost as much Python time as running it and turning its rows into models. A range scan of
+# entry_folder_date from the cursor (the row comparison is a bound of the scan; the equivalent OR
+# of two conditions is filtered row by row), the message by primary key, and, for conversations,
+# only the newest entry of its thread in the folder: no entry of the same thread sorts after it,
+# one probe of entry_folder_thread per candidate row (bounded by the row comparison, so it reads
+# at most one entry however long the thread), so a page costs what it scans, not what the folder
+# or the thread holds.
 _PAGE_SELECT = "SELECT {columns} FROM mailcore_folderentry e JOIN mailcore_message m ON m.id = e.message_id WHERE e.folder_id = %(folder)s"
 _PAGE_AFTER = " AND (e.received_at, e.uid) < (%(received_at)s, %(uid)s)"
 _PAGE_NEWEST_OF_THREAD = """ AND NOT EXISTS (
-    SELECT 1 FROM mailcore_folderentry n JOIN mailcore_message nm ON nm.id = n.message_id
-    WHERE n.folder_id = e.folder_id AND nm.account_id = %(account)s AND nm.thread_id = m.thread_id
-      AND (n.received_at > e.received_at OR (n.received_at = e.received_at AND n.uid > e.uid)))"""
+    SELECT 1 FROM mailcore_folderentry n
+    WHERE n.folder_id = e.folder_id AND n.thread_id = e.thread_id AND (n.received_at, n.uid) > (e.received_at, e.uid))"""
 _PAGE_ORDER = " ORDER BY e.received_at DESC, e.uid DESC LIMIT %(limit)s"
 _PAGE_COLUMNS = ", ".join([f"e.{c}" for c in _ENTRY_COLUMNS] + [f"m.{c}" for c in _MESSAGE_COLUMNS])
 
@@ -176,7 +151,7 @@ def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversation
     With ``conversations``, one row per thread: only the newest entry of each thread in the
     folder is listed (a second query sums up the page's threads, see ``conversation_rows``).
     """
-    params: dict[str, Any] = {"folder": folder.pk, "account": folder.account_id, "limit": size + 1}
+    params: dict[str, Any] = {"folder": folder.pk, "limit": size + 1}
     if after is not None:
         params["received_at"], params["uid"] = after.received_at, after.uid
     with connection.cursor() as cursor:
@@ -199,15 +174,20 @@ def folder_page(folder: Folder, *, after: Cursor | None, size: int, conversation
     return page
 
 
+# The messages counted are found through the entries' thread (entry_folder_thread, one range
+# per folder counted and thread), then fetched by primary key. Asked through the messages'
+# thread with an EXISTS on their entries instead, the planner hashed every entry of the account
+# once a page's threads held a few thousand messages (48 ms for 2,000, docs/performance-web.md).
 _CONVERSATION_SUMS = """
     SELECT m.thread_id, count(*), bool_or(NOT m.seen), bool_or(m.flagged), bool_or(m.has_attachments),
            bool_or(m.draft), array_agg(m.from_name ORDER BY m.received_at, m.id),
            array_agg(m.from_email ORDER BY m.received_at, m.id)
     FROM mailcore_message m
-    WHERE m.account_id = %(account)s AND m.thread_id = ANY(%(threads)s) AND EXISTS (
-        SELECT 1 FROM mailcore_folderentry e JOIN mailcore_folder f ON f.id = e.folder_id
-        WHERE e.message_id = m.id AND f.account_id = %(account)s
-          AND (f.id = %(folder)s OR (NOT %(in_bin)s AND f.special_use NOT IN (%(trash)s, %(junk)s))))
+    WHERE m.id IN (
+        SELECT e.message_id FROM mailcore_folderentry e
+        WHERE e.thread_id = ANY(%(threads)s) AND e.folder_id = ANY(ARRAY(
+            SELECT f.id FROM mailcore_folder f WHERE f.account_id = %(account)s
+              AND (f.id = %(folder)s OR (NOT %(in_bin)s AND f.special_use NOT IN (%(trash)s, %(junk)s))))))
     GROUP BY m.thread_id
 """
 
@@ -241,22 +221,38 @@ def conversation_rows(folder: Folder, entries: list[FolderEntry]) -> list[Conver
     return rows
 
 
+# The list rows on either side of a row ("here"): the two ends of the same range scans as the
+# page query's, one statement.
+_NEIGHBOURS = """
+    WITH here AS (
+        SELECT received_at, uid FROM mailcore_folderentry
+        WHERE folder_id = %(folder)s AND {standing} ORDER BY received_at DESC, uid DESC LIMIT 1
+    )
+    SELECT (SELECT e.message_id FROM mailcore_folderentry e
+            WHERE e.folder_id = %(folder)s AND (e.received_at, e.uid) > (here.received_at, here.uid){newest}
+            ORDER BY e.received_at, e.uid LIMIT 1),
+           (SELECT e.message_id FROM mailcore_folderentry e
+            WHERE e.folder_id = %(folder)s AND (e.received_at, e.uid) < (here.received_at, here.uid){newest}
+            ORDER BY e.received_at DESC, e.uid DESC LIMIT 1)
+    FROM here
+"""
+_NEIGHBOURS_SQL = {
+    (by_thread, conversations): _NEIGHBOURS.format(
+        standing="thread_id = %(thread)s" if by_thread else "message_id = %(message)s",
+        newest=_PAGE_NEWEST_OF_THREAD if conversations else "")
+    for by_thread in (False, True) for conversations in (False, True)
+}
+
+
 def neighbours(folder: Folder, message: Message, *, conversations: bool) -> tuple[int | None, int | None]:
     """The message ids of the rows just newer and just older than ``message``'s row in the
-    folder's list (its conversation's row when ``conversations``): three indexed lookups."""
-    standing = FolderEntry.objects.filter(folder=folder)
-    if conversations and message.thread_id is not None:
-        standing = standing.filter(message__thread_id=message.thread_id, message__account_id=folder.account_id)
-    else:
-        standing = standing.filter(message_id=message.pk)
-    row = standing.order_by("-received_at", "-uid").values_list("received_at", "uid").first()
-    if row is None:
-        return None, None
-    cursor = Cursor(received_at=row[0], uid=row[1])
-    rows = _rows(folder, conversations=conversations)
-    newer = _beyond(rows, cursor, older=False).order_by("received_at", "uid").values_list("message_id", flat=True).first()
-    older = _beyond(rows, cursor, older=True).order_by("-received_at", "-uid").values_list("message_id", flat=True).first()
-    return newer, older
+    folder's list (its conversation's row when ``conversations``): one statement."""
+    by_thread = conversations and message.thread_id is not None
+    with connection.cursor() as cursor:
+        cursor.execute(_NEIGHBOURS_SQL[by_thread, conversations],
+                       {"folder": folder.pk, "thread": message.thread_id, "message": message.pk})
+        row = cursor.fetchone()
+    return (row[0], row[1]) if row is not None else (None, None)
 
 
 def message_for_user(account: Account, message_id: int) -> Message:
@@ -314,7 +310,7 @@ def entries_for_selection(
     of ``account`` (anything else silently dropped)."""
     wanted = Q(message_id__in=list(message_ids))
     if thread_ids:
-        wanted |= Q(message__thread_id__in=list(thread_ids))
+        wanted |= Q(thread_id__in=list(thread_ids))
     return list(
         FolderEntry.objects.filter(wanted, folder=folder, folder__account=account, message__account=account)
         .values_list("uid", flat=True)

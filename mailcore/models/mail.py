@@ -120,8 +120,10 @@ class Message(models.Model):
     draft = models.BooleanField(default=False)
     keywords = models.JSONField(default=list)
 
-    # Conversation: the id of the first message of the thread within this account.
-    thread_id = models.BigIntegerField(null=True, db_index=True)
+    # Conversation: the id of the first message of the thread within this account. Copied to
+    # each FolderEntry (kept equal by the database, see FolderEntry.thread_id); no index of its
+    # own: every lookup names the account too (message_account_thread).
+    thread_id = models.BigIntegerField(null=True)
 
     # Parsed at delivery (mailcore.mime).
     subject = models.TextField(blank=True)
@@ -147,6 +149,10 @@ class Message(models.Model):
     search_vector = SearchVectorField(null=True)
 
     class Meta:
+        constraints = [
+            # What entry_message_thread_fk (FolderEntry.thread_id) refers to.
+            models.UniqueConstraint(fields=["id", "thread_id"], name="message_id_thread"),
+        ]
         indexes = [
             GinIndex(fields=["search_vector"], name="message_search_gin"),
             # The backlog of the index job (mailcore/store/index.py).
@@ -190,12 +196,20 @@ class FolderEntry(models.Model):
     recent = models.BooleanField(default=True)
     # Copied from the message so that list pages sort and page by an index on one table.
     received_at = models.DateTimeField()
+    # Copied from the message too: "a newer entry of this thread in this folder", which the
+    # conversation list asks of every row it passes, is one probe of entry_folder_thread. The
+    # foreign key entry_message_thread_fk, (message, thread_id) to the message's (id, thread_id),
+    # MATCH FULL, ON UPDATE CASCADE (migration 0011; Django has no composite foreign keys), makes
+    # a missing copy or one that differs from its message's thread impossible, and carries any
+    # change of a message's thread (a merge) to its entries in the same statement.
+    thread_id = models.BigIntegerField(null=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["folder", "uid"], name="entry_unique_uid")]
         indexes = [
             models.Index(fields=["folder", "modseq"], name="entry_folder_modseq"),
             models.Index(fields=["folder", "-received_at", "-uid"], name="entry_folder_date"),
+            models.Index(fields=["folder", "thread_id", "-received_at", "-uid"], name="entry_folder_thread"),
             models.Index(fields=["message"], name="entry_message"),
         ]
 

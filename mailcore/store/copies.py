@@ -269,7 +269,7 @@ def _store_sql(*, enforce_quota: bool, threads_sql: str, alone: bool = False, si
         JOIN (SELECT account_id, min(id) AS id FROM t GROUP BY account_id) first USING (account_id)
         LEFT JOIN th ON th.account_id = t.account_id
         CROSS JOIN (SELECT {shared_values}) s
-        RETURNING id
+        RETURNING id, thread_id
     ), counts AS (
         SELECT folder_id, count(*) AS n, count(*) FILTER (WHERE NOT seen) AS unseen FROM t GROUP BY folder_id
     ), fold AS (
@@ -280,10 +280,10 @@ def _store_sql(*, enforce_quota: bool, threads_sql: str, alone: bool = False, si
         FROM counts c WHERE f.id = c.folder_id AND NOT f.noselect
         RETURNING f.id, f.uid_next - c.n AS first_uid, f.highest_modseq AS modseq
     ), entries AS (
-        INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at)
+        INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at, thread_id)
         SELECT t.folder_id, fold.first_uid + row_number() OVER (PARTITION BY t.folder_id ORDER BY t.ord) - 1,
-               t.id, fold.modseq, t.recent, t.received_at
-        FROM t JOIN fold ON fold.id = t.folder_id
+               t.id, fold.modseq, t.recent, t.received_at, msg.thread_id
+        FROM t JOIN fold ON fold.id = t.folder_id JOIN msg ON msg.id = t.id
         RETURNING folder_id, uid, message_id, modseq
     )
     SELECT folder_id, uid, message_id, modseq, (SELECT id FROM blob), NULL::bigint FROM entries

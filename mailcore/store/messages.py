@@ -37,7 +37,7 @@ _FLAG_NAMES = ("seen", "answered", "flagged", "deleted", "draft")
 # What the store's writers read of a message: never the parsed text, which can be large.
 _LEAN_MESSAGE = ("message__id", "message__size", "message__blob_id", "message__keywords",
                  *(f"message__{n}" for n in _FLAG_NAMES))
-_LEAN_ENTRY = ("id", "folder_id", "uid", "message_id", "modseq", "received_at", *_LEAN_MESSAGE)
+_LEAN_ENTRY = ("id", "folder_id", "uid", "message_id", "modseq", "received_at", "thread_id", *_LEAN_MESSAGE)
 
 
 def _lean_entries(folder: Folder, uids: Sequence[int] | None) -> QuerySet[FolderEntry]:
@@ -275,8 +275,8 @@ def _copy_sql() -> str:
               GROUP BY o.blob_id) d
         WHERE b.id = d.blob_id
     )
-    INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at)
-    SELECT %s, %s + p.ord - 1, p.new_id, %s, true, o.received_at
+    INSERT INTO mailcore_folderentry (folder_id, uid, message_id, modseq, recent, received_at, thread_id)
+    SELECT %s, %s + p.ord - 1, p.new_id, %s, true, o.received_at, o.thread_id
     FROM p JOIN mailcore_message o ON o.id = p.old_id
     """  # noqa: S608 (column names from the model)
 
@@ -310,7 +310,7 @@ def message_move(*, account: Account, source: Folder, uids: Sequence[int], targe
         first_uid, modseq = allocate_uids(target.pk, len(movers), unseen=mover_unseen, size=mover_size)
         FolderEntry.objects.bulk_create(
             FolderEntry(folder=target, uid=first_uid + i, message_id=e.message_id, modseq=modseq, recent=True,
-                        received_at=e.received_at)
+                        received_at=e.received_at, thread_id=e.thread_id)
             for i, e in enumerate(movers)
         )
         pairs = [(e.uid, first_uid + i) for i, e in enumerate(movers)]
@@ -333,7 +333,8 @@ def label_add(*, account: Account, message_ids: Sequence[int], folder: Folder) -
     unseen = sum(1 for m in messages if not m.seen)
     first_uid, modseq = allocate_uids(folder.pk, len(messages), unseen=unseen, size=sum(m.size for m in messages))
     FolderEntry.objects.bulk_create(
-        FolderEntry(folder=folder, uid=first_uid + i, message=m, modseq=modseq, recent=True, received_at=m.received_at)
+        FolderEntry(folder=folder, uid=first_uid + i, message=m, modseq=modseq, recent=True, received_at=m.received_at,
+                    thread_id=m.thread_id)
         for i, m in enumerate(messages)
     )
     publish_on_commit(account.pk, mail_changed(account.pk, folder.pk, "exists", modseq))

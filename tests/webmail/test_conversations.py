@@ -306,29 +306,103 @@ def test_an_alias_of_another_tenant_pointing_at_alice_is_not_me(
     assert reply.context["form"].initial["to"] == "Carol <ceo@b.test>"
 
 
-def test_the_page_query_lists_what_the_orm_rows_list_at_every_cursor(alice: Account) -> None:
-    """``folder_page``'s hand-written query and ``_rows`` (which ``neighbours`` still uses) agree
-    on every page, from the top and from each row's cursor, with threads interleaved, lone
-    messages and equal dates (the uid breaks the tie)."""
+def test_a_conversation_counts_each_message_once_and_none_in_trash(alice_client: Client, alice: Account) -> None:
+    """Counted: the thread's messages in this folder and in every other folder but Trash and Junk
+    (a reply in Sent), each once however many folders it stands in."""
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    trash = folder_of(alice, Folder.SpecialUse.TRASH)
+    talk = _thread(alice, inbox, "Budget", ["bob@b.test", "carol@example.org", "alice@a.test", "dan@example.org"],
+                   start=timezone.now() - timedelta(hours=1))
+    work = store.folder_create(account=alice, name="Work")
+    store.label_add(account=alice, message_ids=[talk[0].pk], folder=work)
+    store.message_move(account=alice, source=inbox, target=trash,
+                       uids=[FolderEntry.objects.get(folder=inbox, message=talk[1]).uid])
+    rows, _ = _conversations(alice_client, inbox)
+    assert [(r.count, r.names) for r in rows] == [(3, ["Carol", "me", "Carol"])]  # bob, me (Sent), dan
+    rows, _ = _conversations(alice_client, trash)
+    assert [r.count for r in rows] == [1]
+
+
+def _newest_of_each_thread(folder: Folder) -> list[int]:
+    """The conversation list's rows by definition, from the messages' threads (what the page
+    query joined to before the entries carried the thread): entry pks, newest first."""
+    rows, listed = [], set()
+    for entry in FolderEntry.objects.filter(folder=folder).select_related("message").order_by("-received_at", "-uid"):
+        thread = entry.message.thread_id
+        if thread is None or thread not in listed:
+            rows.append(entry.pk)
+            listed.add(thread)
+    return rows
+
+
+def test_the_page_query_lists_the_newest_entry_of_each_thread_at_every_cursor(alice: Account) -> None:
+    """``folder_page``'s query and ``neighbours`` agree with the definition from the messages'
+    threads on every page, from the top and from each row's cursor, and for every row's
+    neighbours, with threads interleaved, lone messages, equal dates (the uid breaks the tie),
+    and entries that COPY, MOVE and a label put there."""
     from webmail import selectors
 
     inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    archive = store.folder_create(account=alice, name="Archive 2026")
     start = timezone.now() - timedelta(days=3)
-    for n in range(4):
-        _thread(alice, inbox, f"topic {n}", ["carol@example.org", "dan@example.org"] * (n % 3 + 1),
-                start=start + timedelta(minutes=n * 2))
+    threads = [_thread(alice, inbox, f"topic {n}", ["carol@example.org", "dan@example.org"] * (n % 3 + 1),
+                       start=start + timedelta(minutes=n * 2)) for n in range(4)]
     same = start + timedelta(hours=5)
     for i in range(3):
         store.message_append(account=alice, folder=inbox, raw=make_message(subject=f"lone {i}"), internal_date=same)
+    # An IMAP COPY of an old message of topic 1 into the same folder: a new message of that
+    # thread, with the date of the original and a newer uid.
+    store.message_copy(account=alice, source=inbox, target=inbox,
+                       uids=[FolderEntry.objects.get(folder=inbox, message=threads[1][0]).uid])
+    # topic 3's newest message moved away and back, and topic 0's labelled into the Inbox from
+    # the archive: the thread's rows come and go with them.
+    newest = FolderEntry.objects.get(folder=inbox, message=threads[3][-1])
+    store.message_move(account=alice, source=inbox, target=archive, uids=[newest.uid])
+    store.message_move(account=alice, source=archive, target=inbox,
+                       uids=[FolderEntry.objects.get(folder=archive, message=threads[3][-1]).uid])
+    lone = store.message_append(account=alice, folder=archive, raw=make_message(
+        subject="Re: topic 0", sender="carol@example.org", extra_headers="In-Reply-To: <topic-0-0@example.org>\r\n"),
+        internal_date=start + timedelta(hours=1))
+    store.label_add(account=alice, message_ids=[lone.message_id], folder=inbox)
+
     entries = list(FolderEntry.objects.filter(folder=inbox).order_by("-received_at", "-uid"))
-    assert len(entries) == 17
+    assert len(entries) == 19
+    newest_of_thread = _newest_of_each_thread(inbox)
+    assert len(newest_of_thread) == 7
+    message_of = {e.pk: e.message_id for e in entries}
     for conversations in (True, False):
-        rows = selectors._rows(inbox, conversations=conversations)
+        listed = newest_of_thread if conversations else [e.pk for e in entries]
         for cursor in [None, *(selectors.Cursor(received_at=e.received_at, uid=e.uid) for e in entries)]:
-            expected = rows if cursor is None else selectors._beyond(rows, cursor, older=True)
-            want = list(expected.order_by("-received_at", "-uid").values_list("pk", flat=True)[:4])
+            below = [e.pk for e in entries if cursor is None or (e.received_at, e.uid) < (cursor.received_at, cursor.uid)]
+            want = [pk for pk in listed if pk in below][:4]
             page = selectors.folder_page(inbox, after=cursor, size=3, conversations=conversations)
             assert [e.pk for e in page.entries] == want[:3]
             assert (page.next_cursor is not None) == (len(want) == 4)
             assert all(e.message.pk == e.message_id for e in page.entries)
-        assert len(list(rows)) == (7 if conversations else 17)
+        # Opened from any message, the neighbours are those of its row (its thread's, listed).
+        row_of = {}
+        for entry in entries:
+            thread = entry.message.thread_id if conversations else None
+            row_of[entry.pk] = next(pk for pk in listed if pk == entry.pk or (
+                thread is not None and FolderEntry.objects.get(pk=pk).message.thread_id == thread))
+        for entry in entries:
+            at = listed.index(row_of[entry.pk])
+            newer = message_of[listed[at - 1]] if at > 0 else None
+            older = message_of[listed[at + 1]] if at + 1 < len(listed) else None
+            assert selectors.neighbours(inbox, entry.message, conversations=conversations) == (newer, older)
+
+
+def test_a_thread_merged_into_another_is_one_conversation_row(alice_client: Client, alice: Account) -> None:
+    """Nothing merges threads today; whatever does changes the messages' thread, and the
+    entries follow in the same statement (entry_message_thread_fk ON UPDATE CASCADE)."""
+    inbox = folder_of(alice, Folder.SpecialUse.INBOX)
+    start = timezone.now() - timedelta(hours=2)
+    first = _thread(alice, inbox, "Plans", ["bob@b.test", "carol@example.org"], start=start)
+    second = _thread(alice, inbox, "Plans again", ["carol@example.org"] * 3, start=start + timedelta(minutes=30))
+    rows, _ = _conversations(alice_client, inbox)
+    assert [r.count for r in rows] == [3, 2]
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE mailcore_message SET thread_id = %s WHERE account_id = %s AND thread_id = %s",
+                       [first[0].thread_id, alice.pk, second[0].thread_id])
+    rows, _ = _conversations(alice_client, inbox)
+    assert [(r.count, r.message.pk, r.key) for r in rows] == [(5, second[-1].pk, f"t{first[0].thread_id}")]
