@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -105,3 +106,25 @@ def test_one_publisher_thread_per_process_and_flush_returns():
     publisher = events._get_publisher()
     assert publisher.thread.is_alive() and publisher.pid == os.getpid()
     assert events._get_publisher() is publisher  # one thread per process
+
+
+def test_events_queued_within_the_gather_window_go_out_in_one_round_trip(settings, monkeypatch):
+    from mailcore import events
+
+    assert events.events_flush(5.0)
+    batches: list[list[int]] = []
+    publish = events._publish_batch
+
+    def recording(batch):  # the real publish, with a note of what went in each round trip
+        batches.append([account for account, _ in batch])
+        publish(batch)
+
+    monkeypatch.setattr(events, "_publish_batch", recording)
+    settings.EVENTS_GATHER_SECONDS = 0.5
+    payload = {"type": "mail.changed", "kind": "exists"}
+    events.publish_soon(1, payload)
+    time.sleep(0.1)  # well inside the window: the publisher is still gathering
+    events.publish_soon(2, payload)
+    events.publish_soon(3, payload)
+    assert events.events_flush(5.0)
+    assert batches == [[1, 2, 3]]
