@@ -15,7 +15,7 @@ from django.db import connection
 from django.db.models import Prefetch, Q
 from django.http import Http404
 
-from mailcore.models import Account, Alias, Folder, FolderEntry, Message
+from mailcore.models import Account, Alias, Blob, Folder, FolderEntry, Message
 from mailcore.store import SPECIAL_FOLDERS
 
 # A conversation page shows at most this many messages, the newest ones (and the one opened).
@@ -255,9 +255,13 @@ def neighbours(folder: Folder, message: Message, *, conversations: bool) -> tupl
     return (row[0], row[1]) if row is not None else (None, None)
 
 
+# Large, and read by search only: the pages that show messages leave them in the database.
+SEARCH_COLUMNS = ("search_text", "search_vector")
+
+
 def message_for_user(account: Account, message_id: int) -> Message:
     try:
-        return Message.objects.select_related("blob").get(pk=message_id, account=account)
+        return Message.objects.select_related("blob").defer(*SEARCH_COLUMNS).get(pk=message_id, account=account)
     except Message.DoesNotExist:
         raise Http404("no such message") from None
 
@@ -281,7 +285,9 @@ def thread_for_user(account: Account, message: Message, *, whole: bool = True) -
         qs = Message.objects.filter(pk=message.pk, account=account)
     else:
         qs = Message.objects.filter(account=account, thread_id=message.thread_id)
-    qs = qs.select_related("blob").prefetch_related(
+    # No blob and no search columns: a conversation of 100 messages with attachments would read
+    # every one of them, where the page shows the bodies of a few (``blobs_attached``).
+    qs = qs.defer(*SEARCH_COLUMNS).prefetch_related(
         Prefetch("entries", queryset=FolderEntry.objects.select_related("folder"))
     ).order_by("-received_at", "-pk")
     messages = list(qs[:MAX_THREAD_SHOWN])
@@ -289,6 +295,19 @@ def thread_for_user(account: Account, message: Message, *, whole: bool = True) -
         messages = [*messages[: MAX_THREAD_SHOWN - 1], *thread_for_user(account, message, whole=False)]
     messages.sort(key=lambda m: (m.received_at, m.pk))
     return messages
+
+
+
+
+def blobs_attached(messages: Sequence[Message], *, known: Sequence[Message] = ()) -> None:
+    """Give each of ``messages`` its blob, reading in one query those that no message of
+    ``known`` already holds (messages share a blob when their bytes are the same)."""
+    held = {m.blob_id: m.blob for m in known if Message.blob.is_cached(m)}
+    missing = {m.blob_id for m in messages if m.blob_id not in held}
+    if missing:
+        held.update((b.pk, b) for b in Blob.objects.filter(pk__in=missing))
+    for m in messages:
+        Message.blob.field.set_cached_value(m, held[m.blob_id])
 
 
 def own_addresses(account: Account) -> set[str]:

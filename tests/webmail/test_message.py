@@ -3,7 +3,9 @@ from __future__ import annotations
 import base64
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from mailcore import store
 from mailcore.models import Account, Folder, Message
@@ -121,6 +123,29 @@ def test_conversation_shows_the_thread_across_folders_with_read_ones_collapsed(
     assert f'id="msg-{first.pk}"' in page and f'id="msg-{second.pk}"' in page
     assert 'class="msg collapsed"' in page and "The sea." in page
     assert ">Archive</span>" in page
+
+
+def test_opening_a_conversation_reads_only_the_bodies_it_shows(
+    alice_client: Client, alice: Account, deliver: Deliver
+) -> None:
+    # Five messages: the first three read (collapsed), the fourth unread, the fifth opened.
+    filler = "words " * 60 + "\r\n"  # past the list preview, so only a shown body holds the tail
+    thread = [deliver(subject="Trip", body=f"{filler}Tail {i}.\r\n", message_id=f"t{i}@example.org",
+                      extra_headers=f"In-Reply-To: <t{i - 1}@example.org>\r\n" if i else "")
+              for i in range(5)]
+    assert len({m.thread_id for m in thread}) == 1
+    Message.objects.filter(pk__in=[m.pk for m in thread[:3]]).update(seen=True)
+    with CaptureQueriesContext(connection) as queries:
+        page = alice_client.get(f"/m/{thread[4].pk}/").content.decode()
+    assert all(f'id="msg-{m.pk}"' in page for m in thread)
+    assert page.count('class="msg collapsed"') == 3
+    assert "Tail 3." in page and "Tail 4." in page and "Tail 0." not in page
+    # The opened message comes with its blob; one more query reads the unread one's, and no
+    # query reads a collapsed message's blob or anyone's search columns.
+    blob_reads = [q["sql"] for q in queries.captured_queries if "mailcore_blob" in q["sql"]]
+    assert len(blob_reads) == 2
+    assert f'"mailcore_blob"."id" IN ({thread[3].blob_id})' in blob_reads[1]
+    assert not any("search_text" in q["sql"] for q in queries.captured_queries)
 
 
 def test_conversation_view_off_shows_one_message(alice_client: Client, alice: Account, deliver: Deliver) -> None:

@@ -80,10 +80,14 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
     if folder is not None:
         grouped = account.conversation_view and folder.special_use != Folder.SpecialUse.DRAFTS
         newer, older = selectors.neighbours(folder, message, conversations=grouped)
+    # Read messages are collapsed, but for the one opened and the newest; only the others'
+    # bodies are read.
+    collapsed_ids = {item.pk for item in thread if item.pk != message.pk and item.seen and item.pk != thread[-1].pk}
+    selectors.blobs_attached([item for item in thread if item.pk not in collapsed_ids], known=[message])
     shown: list[Shown] = []
     for item in thread:
         item_folders = [e.folder for e in item.entries.all()]
-        collapsed = item.pk != message.pk and item.seen and item.pk != thread[-1].pk
+        collapsed = item.pk in collapsed_ids
         entry = Shown(message=item, folders=item_folders, collapsed=collapsed,
                       attachments=[a for a in item.attachments or [] if isinstance(a, dict)
                                    and a.get("disposition") != "inline"])
