@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
-from mailcore.models import Account, Folder
+from mailcore.models import Account, Folder, FolderEntry
 from tests.conftest import PASSWORD
 
 
@@ -56,3 +57,15 @@ def logged_in(port: int) -> Raw:
 
 def inbox_of(account: Account) -> Folder:
     return Folder.objects.get(account=account, name=Folder.INBOX)
+
+
+# --- sync clients (mbsync, OfflineIMAP) -------------------------------------------------------
+
+def maildir_files(folder: Path) -> list[Path]:
+    """The messages of a local Maildir folder, new and cur."""
+    return sorted([*(folder / "cur").iterdir(), *(folder / "new").iterdir()])
+
+
+def stored_message_ids(folder: Folder) -> list[str]:
+    """The Message-IDs of the server folder's entries."""
+    return list(FolderEntry.objects.filter(folder=folder).values_list("message__message_id", flat=True))

@@ -14,6 +14,8 @@ from mailcore.models import Account, Folder, FolderEntry
 from mailcore.net.tls import cert_and_key_paths
 from tests.conftest import PASSWORD, make_message
 
+from .helpers import maildir_files, stored_message_ids
+
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
@@ -62,14 +64,6 @@ def _run(config: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted([*(folder / "cur").iterdir(), *(folder / "new").iterdir()])
-
-
-def _message_ids(folder: Folder) -> list[str]:
-    return list(FolderEntry.objects.filter(folder=folder).values_list("message__message_id", flat=True))
-
-
 def test_mbsync_round_trip(imaps_port: int, alice: Account, tmp_path: Path) -> None:
     inbox = Folder.objects.get(account=alice, name="INBOX")
     archive = Folder.objects.get(account=alice, name="Archive")
@@ -79,14 +73,14 @@ def test_mbsync_round_trip(imaps_port: int, alice: Account, tmp_path: Path) -> N
     config = _config(tmp_path, imaps_port)
     _run(config)
     local_inbox = tmp_path / "mail" / "INBOX"
-    assert len(_files(local_inbox)) == COUNT
+    assert len(maildir_files(local_inbox)) == COUNT
 
     # Server side: read ten, move ten to Archive.
     store.flags_store(account=alice, folder=inbox, uids=list(range(1, 11)), mode="add", flags=["\\Seen"])
     store.message_move(account=alice, source=inbox, uids=list(range(11, 21)), target=archive)  # m10..m19
     # Client side: flag ten, move ten to Archive.
     local_archive = tmp_path / "mail" / "Archive"
-    files = _files(local_inbox)
+    files = maildir_files(local_inbox)
     by_id: dict[str, Path] = {}
     for path in files:
         head = path.read_bytes()[:400]
@@ -103,17 +97,17 @@ def test_mbsync_round_trip(imaps_port: int, alice: Account, tmp_path: Path) -> N
         path.rename(local_archive / "cur" / f"{base}:2,S")
     _run(config)
 
-    inbox_ids = _message_ids(inbox)
-    archive_ids = _message_ids(archive)
+    inbox_ids = stored_message_ids(inbox)
+    archive_ids = stored_message_ids(archive)
     assert len(inbox_ids) == len(set(inbox_ids)) == COUNT - 20
     assert sorted(archive_ids) == sorted(f"m{i}@example.org" for i in [*range(10, 20), *range(40, 50)])
     flagged = set(FolderEntry.objects.filter(folder=inbox, message__flagged=True)
                   .values_list("message__message_id", flat=True))
     assert flagged == {f"m{i}@example.org" for i in range(30, 40)}
-    assert len(_files(local_inbox)) == COUNT - 20 and len(_files(local_archive)) == 20
-    seen_local = [p for p in _files(local_inbox) if ":2," in p.name and "S" in p.name.split(":2,")[1]]
+    assert len(maildir_files(local_inbox)) == COUNT - 20 and len(maildir_files(local_archive)) == 20
+    seen_local = [p for p in maildir_files(local_inbox) if ":2," in p.name and "S" in p.name.split(":2,")[1]]
     assert len(seen_local) == 10
 
     _run(config)  # nothing changed: nothing moves, nothing duplicates
-    assert len(_message_ids(inbox)) == COUNT - 20 and len(_message_ids(archive)) == 20
-    assert len(_files(local_inbox)) == COUNT - 20
+    assert len(stored_message_ids(inbox)) == COUNT - 20 and len(stored_message_ids(archive)) == 20
+    assert len(maildir_files(local_inbox)) == COUNT - 20

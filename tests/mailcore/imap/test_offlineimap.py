@@ -14,6 +14,8 @@ from mailcore import store
 from mailcore.models import Account, Folder, FolderEntry
 from tests.conftest import PASSWORD, make_message
 
+from .helpers import maildir_files, stored_message_ids
+
 pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.slow,
@@ -65,17 +67,9 @@ def _run(config: Path) -> str:
     return output
 
 
-def _files(folder: Path) -> list[Path]:
-    return sorted([*(folder / "cur").iterdir(), *(folder / "new").iterdir()])
-
-
-def _message_ids(folder: Folder) -> list[str]:
-    return list(FolderEntry.objects.filter(folder=folder).values_list("message__message_id", flat=True))
-
-
 def _by_message_id(folder: Path) -> dict[str, Path]:
     found = {}
-    for path in _files(folder):
+    for path in maildir_files(folder):
         mid = path.read_bytes().split(b"Message-ID: <", 1)[1].split(b">", 1)[0].decode()
         found[mid] = path
     return found
@@ -95,7 +89,7 @@ def test_offlineimap_round_trip(imap_port: int, alice: Account, tmp_path: Path) 
     _run(config)
     local_inbox = tmp_path / "mail" / "INBOX"
     local_archive = tmp_path / "mail" / "Archive"
-    assert len(_files(local_inbox)) == COUNT and _files(local_archive) == []
+    assert len(maildir_files(local_inbox)) == COUNT and maildir_files(local_archive) == []
 
     # Server side: read ten, move ten to Archive.
     store.flags_store(account=alice, folder=inbox, uids=list(range(1, 11)), mode="add", flags=["\\Seen"])
@@ -112,21 +106,21 @@ def test_offlineimap_round_trip(imap_port: int, alice: Account, tmp_path: Path) 
         make_message(subject="written offline", message_id="offline@example.org"))
     _run(config)
 
-    inbox_ids = _message_ids(inbox)
+    inbox_ids = stored_message_ids(inbox)
     assert len(inbox_ids) == len(set(inbox_ids)) == COUNT - 10 - 5 + 1
     assert "offline@example.org" in inbox_ids
     assert not {f"m{i}@example.org" for i in range(40, 45)} & set(inbox_ids)
-    assert sorted(_message_ids(archive)) == sorted(f"m{i}@example.org" for i in range(10, 20))
+    assert sorted(stored_message_ids(archive)) == sorted(f"m{i}@example.org" for i in range(10, 20))
     flagged = set(FolderEntry.objects.filter(folder=inbox, message__flagged=True)
                   .values_list("message__message_id", flat=True))
     assert flagged == {f"m{i}@example.org" for i in range(30, 40)}
     local = _by_message_id(local_inbox)
-    assert len(local) == len(_files(local_inbox)) == COUNT - 10 - 5 + 1
+    assert len(local) == len(maildir_files(local_inbox)) == COUNT - 10 - 5 + 1
     assert {mid for mid, path in local.items() if "S" in _maildir_flags(path)} == {
         f"m{i}@example.org" for i in range(10)}
     assert sorted(_by_message_id(local_archive)) == sorted(f"m{i}@example.org" for i in range(10, 20))
 
     _run(config)  # nothing changed: nothing moves, nothing duplicates
-    assert sorted(_message_ids(inbox)) == sorted(inbox_ids)
-    assert len(_message_ids(archive)) == 10
-    assert len(_files(local_inbox)) == COUNT - 10 - 5 + 1
+    assert sorted(stored_message_ids(inbox)) == sorted(inbox_ids)
+    assert len(stored_message_ids(archive)) == 10
+    assert len(maildir_files(local_inbox)) == COUNT - 10 - 5 + 1
