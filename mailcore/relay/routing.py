@@ -141,7 +141,8 @@ def mx_hosts(
     records = [r for r in records if r[1] not in ("", ".")]
     shuffle(records)  # then a stable sort keeps equal preferences in shuffled order
     records.sort(key=lambda r: r[0])
-    return records[:MAX_MX_HOSTS]
+    # This host is looked for among all the records, before the cut: the cut could drop it.
+    return _without_this_host(domain, records)[:MAX_MX_HOSTS]
 
 
 def _without_this_host(domain: str, records: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -178,7 +179,7 @@ def route_resolve(domain: str, *, resolver: dns.resolver.Resolver | None = None)
     port = int(getattr(settings, "RELAY_MX_PORT", SMTP_PORT))
     found = mx_hosts(resolver, domain)
     # RFC 5321 §5.1: no MX, so the domain itself is the mail host ("implicit MX").
-    records = [(0, domain)] if found is None else _without_this_host(domain, found)
+    records = [(0, domain)] if found is None else found
     hops: list[Hop] = []
     temporary: RouteError | None = None
     for preference, host in records:

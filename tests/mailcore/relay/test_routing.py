@@ -27,6 +27,10 @@ ZONE: dict[tuple[str, str], list[str] | str] = {
     ("peer.backup-here.test", "A"): ["127.0.0.42"],
     ("after.backup-here.test", "A"): ["127.0.0.43"],
     ("loop.test", "MX"): ["10 mail.here.test.", "20 other.loop.test."],
+    # Nine better MXs, then this host and a peer of equal preference: twelve records, cut to ten.
+    ("many.test", "MX"): [f"{i} mx{i}.many.test." for i in range(9)] + ["50 mail.here.test.", "50 peer.many.test."],
+    **{(f"mx{i}.many.test", "A"): [f"127.0.1.{i + 1}"] for i in range(9)},
+    ("peer.many.test", "A"): ["127.0.1.50"],
     ("other.loop.test", "A"): ["127.0.0.44"],
     ("mail.here.test", "A"): ["127.0.0.1"],
 }
@@ -113,6 +117,16 @@ def test_a_domain_whose_best_mx_is_this_host_is_a_permanent_loop(dns_server: Dns
         route_resolve("loop.test")
     assert info.value.permanent
     assert info.value.reply == "550 5.4.6 mail for loop.test loops back to myself (mail.here.test is its best MX)"
+
+
+def test_this_host_is_found_beyond_the_mx_hosts_cut(dns_server: DnsServer) -> None:
+    # The peer sorts before this host among equals, so a cut made first would keep the peer as
+    # the tenth MX and lose the sight of this host that drops it.
+    def peer_first(records: list[tuple[int, str]]) -> None:
+        records.sort(key=lambda r: r[1] == "mail.here.test")
+
+    hosts = mx_hosts(resolver_make(), "many.test", shuffle=peer_first)
+    assert hosts == [(i, f"mx{i}.many.test") for i in range(9)]
 
 
 def test_mx_port_setting_applies_to_mx_hosts(dns_server: DnsServer, settings: pytest.FixtureRequest) -> None:
