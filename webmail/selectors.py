@@ -299,15 +299,21 @@ def thread_for_user(account: Account, message: Message, *, whole: bool = True) -
 
 
 
-def blobs_attached(messages: Sequence[Message], *, known: Sequence[Message] = ()) -> None:
+def blobs_attached(messages: Sequence[Message], *, known: Sequence[Message] = ()) -> list[Message]:
     """Give each of ``messages`` its blob, reading in one query those that no message of
-    ``known`` already holds (messages share a blob when their bytes are the same)."""
+    ``known`` already holds (messages share a blob when their bytes are the same). Returns the
+    messages whose blob is gone: expunged since they were read, with no other copy left."""
     held = {m.blob_id: m.blob for m in known if Message.blob.is_cached(m)}
     missing = {m.blob_id for m in messages if m.blob_id not in held}
     if missing:
         held.update((b.pk, b) for b in Blob.objects.filter(pk__in=missing))
+    gone = []
     for m in messages:
-        Message.blob.field.set_cached_value(m, held[m.blob_id])
+        if m.blob_id in held:
+            Message.blob.field.set_cached_value(m, held[m.blob_id])
+        else:
+            gone.append(m)
+    return gone
 
 
 def own_addresses(account: Account) -> set[str]:

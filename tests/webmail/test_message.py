@@ -148,6 +148,21 @@ def test_opening_a_conversation_reads_only_the_bodies_it_shows(
     assert not any("search_text" in q["sql"] for q in queries.captured_queries)
 
 
+def test_a_message_deleted_while_its_conversation_opens_is_left_out(alice: Account, deliver: Deliver) -> None:
+    from mailcore.models import Blob
+    from webmail import selectors
+
+    first = deliver(subject="Trip", message_id="t0@example.org")
+    second = deliver(subject="Re: Trip", message_id="t1@example.org", extra_headers="In-Reply-To: <t0@example.org>\r\n")
+    thread = selectors.thread_for_user(alice, second)
+    # Between reading the thread and its bodies, another session expunges the first message
+    # and its blob goes with it.
+    Message.objects.filter(pk=first.pk).delete()
+    Blob.objects.filter(pk=first.blob_id).delete()
+    assert selectors.blobs_attached(thread) == [thread[0]]
+    assert bytes(thread[1].blob.data).endswith(b"\r\n")
+
+
 def test_conversation_view_off_shows_one_message(alice_client: Client, alice: Account, deliver: Deliver) -> None:
     first = deliver(subject="Trip", message_id="t1@example.org")
     second = deliver(subject="Re: Trip", extra_headers="In-Reply-To: <t1@example.org>\r\n")

@@ -83,7 +83,8 @@ def message_view(request: HttpRequest, message_id: int) -> HttpResponse:
     # Read messages are collapsed, but for the one opened and the newest; only the others'
     # bodies are read.
     collapsed_ids = {item.pk for item in thread if item.pk != message.pk and item.seen and item.pk != thread[-1].pk}
-    selectors.blobs_attached([item for item in thread if item.pk not in collapsed_ids], known=[message])
+    gone = selectors.blobs_attached([item for item in thread if item.pk not in collapsed_ids], known=[message])
+    thread = [item for item in thread if item not in gone]  # deleted meanwhile, by another session
     shown: list[Shown] = []
     for item in thread:
         item_folders = [e.folder for e in item.entries.all()]
