@@ -202,8 +202,9 @@ RELAY_MAX_INTERRUPTIONS = env_int("RELAY_MAX_INTERRUPTIONS", 5, minimum=1)
 TRASH_RETENTION_DAYS = env_int("TRASH_RETENTION_DAYS", 30, minimum=0)
 
 # How long the per-process event publisher waits after an event for others to send with it in
-# one Redis round trip (mailcore.events); 0 sends each as soon as it is queued.
-EVENTS_GATHER_SECONDS = env_float("EVENTS_GATHER_SECONDS", 0.005)
+# one Redis round trip (mailcore.events); 0 sends each as soon as it is queued. At most 0.5 s:
+# the browser and IMAP IDLE are promised changes within a second.
+EVENTS_GATHER_SECONDS = env_float("EVENTS_GATHER_SECONDS", 0.005, minimum=0.0, maximum=0.5)
 
 LOGGING = {
     "version": 1,
