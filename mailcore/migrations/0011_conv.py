@@ -23,8 +23,12 @@ and would rather be filled by folder in batches beforehand: the UPDATE then skip
 right), followed by an ANALYZE of the entries: until the new column has statistics the
 planner guesses a third of the folder for any list of threads and scans whole tables for the
 conversation sums (140 ms instead of about 1 ms on the bench mailbox). The foreign key is added
-NOT VALID and validated afterwards, which scans both tables once without blocking writes to the
-messages; all of it runs in this migration's transaction here, which at our scale is fine.
+NOT VALID and validated afterwards, but all of it runs in this migration's one transaction, so
+the locks it takes on both tables (the unique index build, ADD CONSTRAINT) block writes to the
+messages and entries until it commits: at our scale a few seconds. Run it with the roles
+stopped (docs/running.md, Upgrading): processes on the older code write entries without the
+thread, which the foreign key refuses. On a big installation, split it: the backfill by folder
+beforehand, the index built CONCURRENTLY, the VALIDATE in a transaction of its own.
 """
 
 from django.db import migrations, models
