@@ -212,5 +212,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        # aiosmtpd logs every command line of every connection at INFO; our SMTP handler logs
+        # one line per accepted message instead (SMTP_PROTOCOL_LOG_LEVEL=INFO brings them back).
+        "mail.log": {"level": env_str("SMTP_PROTOCOL_LOG_LEVEL", "WARNING")},
+    },
 }

@@ -177,7 +177,21 @@ class MailHandler:
             # delivered on its own leaves that to us).
             close_old_connections()
             return replies.STORAGE_ERROR
+        # One line per accepted message, as an MTA's log has: what an operator greps for. The
+        # client's words (sender, HELO name) are logged with their control characters escaped.
+        log.info(
+            "%s: accepted from=<%s> client=[%s] helo=%s size=%d delivered=%s queued=%s%s", queue_id,
+            _loggable(mail_from), client_ip, _loggable(helo) or "-", len(raw),
+            ",".join(f"<{_loggable(r.address)}>" for r in local) or "-",
+            ",".join(f"<{_loggable(a)}>" for a in remote) or "-", " junk" if junk else "",
+        )
         return replies.QUEUED.format(id=queue_id)
+
+
+def _loggable(text: str) -> str:
+    """``text`` with non-printable characters escaped, so a client cannot forge log lines or
+    send terminal escapes to whoever reads the log."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
 
 
 def _dmarc_refusal(verdict: AuthVerdict) -> str | None:

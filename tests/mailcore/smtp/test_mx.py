@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import smtplib
 
 import pytest
@@ -302,3 +303,20 @@ def test_a_remembered_recipient_is_still_checked_at_delivery(mx, alice) -> None:
     assert (code, text[:5]) == (452, b"4.2.2"), text
     assert Message.objects.filter(account=alice).count() == 1
     assert Blob.objects.count() == 1
+
+
+def test_an_accepted_message_is_logged_once_and_the_commands_are_not(mx, alice, caplog) -> None:
+    from mailcore.smtp.handler import _loggable
+
+    with caplog.at_level(logging.INFO):  # the root level; the loggers keep the project's levels
+        client = connect(mx)
+        assert client.sendmail("carol@example.org", ["alice@a.test"], make_message(to="alice@a.test")) == {}
+        client.quit()
+    accepted = [r.getMessage() for r in caplog.records if "accepted" in r.getMessage()]
+    assert len(accepted) == 1
+    queue_id = accepted[0].split(":", 1)[0]
+    assert accepted[0] == (f"{queue_id}: accepted from=<carol@example.org> client=[127.0.0.1] "
+                           f"helo=client.example size={accepted[0].split('size=')[1].split()[0]} "
+                           "delivered=<alice@a.test> queued=-")
+    assert not [r for r in caplog.records if r.name == "mail.log" and r.levelno < logging.WARNING]
+    assert _loggable("evil\x1b[31m\nnext") == "evil\\x1b[31m\\nnext" and _loggable("ok é") == "ok é"
