@@ -8,6 +8,8 @@ its next job, so that the loss costs at most one failed job, not one per thread.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import threading
 import time
@@ -61,6 +63,12 @@ def run_in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     finally:
         if failed or connections[DEFAULT_DB_ALIAS].errors_occurred:
             drop_dead_connection()
+
+
+async def in_db_thread(executor: ThreadPoolExecutor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Await ``fn(*args, **kwargs)`` run as a job of one of ``executor``'s threads."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(executor, functools.partial(run_in_db_thread, fn, *args, **kwargs))
 
 
 def executor_close(executor: ThreadPoolExecutor, threads: int, *, timeout: float = 10.0) -> None:

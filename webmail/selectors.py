@@ -297,8 +297,6 @@ def thread_for_user(account: Account, message: Message, *, whole: bool = True) -
     return messages
 
 
-
-
 def blobs_attached(messages: Sequence[Message], *, known: Sequence[Message] = ()) -> list[Message]:
     """Give each of ``messages`` its blob, reading in one query those that no message of
     ``known`` already holds (messages share a blob when their bytes are the same). Returns the

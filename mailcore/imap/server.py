@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ipaddress
 import logging
 import socket
@@ -20,7 +19,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 
-from mailcore.dbthreads import executor_close, run_in_db_thread
+from mailcore.dbthreads import executor_close, in_db_thread
 from mailcore.net.listen import ServerGroup, describe, listen_sockets
 from mailcore.net.proxy import proxied_server_start
 from mailcore.net.tls import server_context
@@ -57,14 +56,9 @@ class DatabasePool:
         self.threads = threads
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="imap-db")
 
-    @classmethod
-    def _call(cls, fn: Callable[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> T:
-        # The connection check and the dead-connection handling shared with SMTP and POP3.
-        return run_in_db_thread(fn, *args, **kwargs)
-
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(self._call, fn, args, kwargs))
+        # The connection check and the dead-connection handling shared with SMTP and POP3.
+        return await in_db_thread(self.executor, fn, *args, **kwargs)
 
     def close(self) -> None:
         executor_close(self.executor, self.threads)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import ipaddress
 import logging
 import threading
@@ -23,7 +22,7 @@ from django.db import connection
 
 from mailcore import store
 from mailcore.auth import LoginThrottle, authenticate_mail
-from mailcore.dbthreads import run_in_db_thread
+from mailcore.dbthreads import in_db_thread
 from mailcore.models import Account, Folder, FolderEntry
 
 log = logging.getLogger(__name__)
@@ -154,8 +153,7 @@ class Maildrop:
         self.read_chunk_size = read_chunk_size
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(run_in_db_thread, fn, *args, **kwargs))
+        return await in_db_thread(self.executor, fn, *args, **kwargs)
 
     async def login(self, address: str, password: str, client_ip: str) -> Login:
         return await self.run(self._login, address, password, client_ip)

@@ -7,7 +7,6 @@ transaction that stores it begins.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -19,7 +18,7 @@ from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections
 
 from mailcore.auth import LoginThrottle, authenticate_mail
-from mailcore.dbthreads import run_in_db_thread
+from mailcore.dbthreads import in_db_thread
 from mailcore.models import Account
 from mailcore.store import RecipientKind, Resolution
 from mailcore.store.errors import MessageTooLarge
@@ -52,8 +51,7 @@ class MailHandler:
         self.hostname = hostname
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(run_in_db_thread, fn, *args, **kwargs))
+        return await in_db_thread(self.executor, fn, *args, **kwargs)
 
     # --- AUTH -----------------------------------------------------------------------------
     async def authenticate(self, client_ip: str, login: str, password: str) -> tuple[AuthOutcome, Account | None]:
