@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import dns.asyncresolver
 import dns.exception
@@ -22,6 +24,38 @@ CACHE_SIZE = 10000
 
 class DnsTempError(Exception):
     """The DNS did not answer (timeout, SERVFAIL): results are temporary errors."""
+
+
+class DnsNotCached(BaseException):  # noqa: N818 - not an error: "ask again where you may wait"
+    """Under :func:`cache_only`, a lookup whose answer is not at hand (it would need the network).
+
+    A BaseException, so that the libraries' ``except Exception`` (pyspf's, dkimpy's, ours around
+    them) let it through instead of turning it into a result; and for the bare ``except:`` that
+    pyspf has in places, :class:`CacheProbe` records the miss as well."""
+
+
+class CacheProbe:
+    """What a :func:`cache_only` block met: ``missed`` when some lookup needed the network."""
+
+    def __init__(self) -> None:
+        self.missed = False
+
+
+_cache_only = threading.local()
+
+
+@contextmanager
+def cache_only() -> Iterator[CacheProbe]:
+    """Lookups in this block (this thread) answer from the cache or raise :class:`DnsNotCached`:
+    for an event loop, which must not wait on DNS, to do a message's SPF/DKIM/DMARC itself when
+    every answer is at hand. Whatever the block computed is void when ``probe.missed``."""
+    probe = CacheProbe()
+    previous = getattr(_cache_only, "probe", None)
+    _cache_only.probe = probe
+    try:
+        yield probe
+    finally:
+        _cache_only.probe = previous
 
 
 _CACHES: dict[tuple[tuple[str, ...], int], dns.resolver.LRUCache] = {}
@@ -83,6 +117,10 @@ def lookup(name: str, rdtype: str) -> list[dns.rdata.Rdata]:
     known = _ANSWERS.get(key)
     if known is not None and known[0] > time.time():
         return list(known[1])
+    probe = getattr(_cache_only, "probe", None)
+    if probe is not None:
+        probe.missed = True
+        raise DnsNotCached(name)
     resolver = make_resolver()
     try:
         answer = resolver.resolve(name, rdtype, search=False, raise_on_no_answer=False)
