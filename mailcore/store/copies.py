@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -311,9 +311,48 @@ def store_copies(
     """
     if alone and (len(targets) != 1 or connection.in_atomic_block):
         raise ValueError("alone is for one target outside a transaction block")
-    outcome = StoreOutcome()
     if not targets:
-        return outcome
+        return StoreOutcome()
+    statement = copies_statement(raw=raw, targets=targets, parsed=parsed, check_quota=check_quota, alone=alone)
+    if len(statement.account_ids) > 1:  # one row needs no ordering: the UPDATE locks it
+        lock_accounts(statement.account_ids)
+    folder_ids = sorted({t.folder_id for t in statement.targets})
+    if len(folder_ids) > 1:
+        lock_folders(folder_ids)
+    try:
+        rows = fetch_all(statement.sql, statement.params)
+    except DataError as exc:
+        if alone and "division by zero" in str(exc):
+            raise FolderNotFound("the folder does not exist (or holds no messages: \\Noselect)") from None
+        raise
+    return copies_outcome(statement, rows, publish=publish_on_commit)
+
+
+@dataclass
+class CopiesStatement:
+    """The one statement that stores a message's copies (``_store_sql``), with what reading its
+    rows needs: from :func:`copies_statement`, run by ``store_copies`` or by an event loop."""
+
+    sql: str
+    params: list[Any]
+    targets: list[CopyTarget]  # in the statement's order
+    account_ids: list[int]  # sorted, distinct
+
+
+def copies_statement(
+    *,
+    raw: bytes,
+    targets: Sequence[CopyTarget],
+    parsed: ParsedMessage | None = None,
+    check_quota: bool = True,
+    alone: bool = False,
+) -> CopiesStatement:
+    """The statement that stores ``raw`` once and a copy per target, and its parameters.
+
+    Pure computation, no database access. Run it inside a transaction after taking the locks
+    ``store_copies`` takes for several accounts or folders; with ``alone`` (one target) it is its
+    own transaction, and fails with a division by zero when the folder took nothing.
+    """
     parsed = parsed or parse_message(raw)
     size = len(raw)
     amounts: dict[int, int] = {}
@@ -321,11 +360,6 @@ def store_copies(
         amounts[t.account_id] = amounts.get(t.account_id, 0) + size
     ordered = sorted(targets, key=lambda t: (t.folder_id, t.account_id))
     account_ids = sorted(amounts)
-    folder_ids = sorted({t.folder_id for t in ordered})
-    if len(account_ids) > 1:  # one row needs no ordering: the UPDATE locks it
-        lock_accounts(account_ids)
-    if len(folder_ids) > 1:
-        lock_folders(folder_ids)
 
     message_id_header = parsed.message_id[:MAX_KEY_TEXT]
     thread_subject = parsed.thread_subject[:MAX_KEY_TEXT]
@@ -388,19 +422,21 @@ def store_copies(
     params += [hashlib.sha256(raw).hexdigest(), size, raw]
     params += [shared[c] for c, _ in _SHARED_COLUMNS]
     params.append(size)
-    try:
-        rows = fetch_all(
-            _store_sql(enforce_quota=check_quota, threads_sql=threads_sql, alone=alone, single=single), params
-        )
-    except DataError as exc:
-        if alone and "division by zero" in str(exc):
-            raise FolderNotFound("the folder does not exist (or holds no messages: \\Noselect)") from None
-        raise
+    sql = _store_sql(enforce_quota=check_quota, threads_sql=threads_sql, alone=alone, single=single)
+    return CopiesStatement(sql=sql, params=params, targets=ordered, account_ids=account_ids)
 
+
+def copies_outcome(
+    statement: CopiesStatement, rows: Sequence[Sequence[Any]], *, publish: Callable[[int, dict[str, Any]], None]
+) -> StoreOutcome:
+    """What the statement's rows say was stored; ``publish`` gets each folder's "exists" event
+    (``publish_on_commit`` inside a transaction, ``publish_soon`` after a statement of its own).
+    FolderNotFound when a target folder took nothing although its account's quota took it."""
+    outcome = StoreOutcome()
     accepted = {int(row[5]) for row in rows if row[5] is not None}
-    outcome.over_quota = [a for a in account_ids if a not in accepted]
+    outcome.over_quota = [a for a in statement.account_ids if a not in accepted]
     account_of: dict[int, int] = {}
-    for target in ordered:
+    for target in statement.targets:
         if target.account_id in accepted:
             account_of.setdefault(target.folder_id, target.account_id)
     modseq_of: dict[int, int] = {}
@@ -418,7 +454,7 @@ def store_copies(
     for folder_id, account_id in account_of.items():
         if folder_id not in modseq_of:
             raise FolderNotFound("the folder does not exist (or holds no messages: \\Noselect)")
-        publish_on_commit(account_id, mail_changed(account_id, folder_id, "exists", modseq_of[folder_id]))
+        publish(account_id, mail_changed(account_id, folder_id, "exists", modseq_of[folder_id]))
     return outcome
 
 
