@@ -29,6 +29,16 @@ _thread_state = threading.local()
 _lost_connections = [0]
 
 
+def lost_connections() -> int:
+    """How many times a connection of this process was found dead (it only grows)."""
+    return _lost_connections[0]
+
+
+def connection_lost() -> None:
+    """A connection was found dead: every other one is to be checked before its next job."""
+    _lost_connections[0] += 1
+
+
 def drop_dead_connection() -> None:
     """After a job that met a database error (raised or caught inside it): close the thread's
     connection if it is unusable, and if it was, make every other thread check its own."""
@@ -36,7 +46,7 @@ def drop_dead_connection() -> None:
     errored = connection.errors_occurred
     close_old_connections()
     if errored and connection.connection is None:
-        _lost_connections[0] += 1
+        connection_lost()
 
 
 def run_in_db_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -12,20 +12,27 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import psycopg
 from django.conf import settings
 from django.db import DatabaseError, InterfaceError, close_old_connections
 
 from mailcore.auth import LoginThrottle, authenticate_mail
 from mailcore.dbthreads import in_db_thread
+from mailcore.events import publish_soon
+from mailcore.mime import parse_message
 from mailcore.models import Account
 from mailcore.store import RecipientKind, Resolution
-from mailcore.store.errors import MessageTooLarge
+from mailcore.store.asyncsql import AsyncStatements
+from mailcore.store.copies import copies_outcome, copies_statement
+from mailcore.store.errors import FolderNotFound, MessageTooLarge
 
 from . import policy, replies
 from .authresults import AuthVerdict, message_authenticate, strip_forged_results
 from .dmarc import Disposition
+from .resolver import DnsNotCached, cache_only
 from .trace import TlsInfo, new_queue_id, received_header, return_path_header, with_protocol
 
 if TYPE_CHECKING:
@@ -49,6 +56,8 @@ class MailHandler:
         self.role = role
         self.executor = executor
         self.hostname = hostname
+        self.db = AsyncStatements(size=DEFAULT_DB_THREADS)
+        self.answered_from_loop = 0  # messages the event loop stored or refused itself
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await in_db_thread(self.executor, fn, *args, **kwargs)
@@ -117,38 +126,72 @@ class MailHandler:
             protocol=protocol, queue_id=queue_id, tls=tls,
             recipient=envelope.rcpt_tos[0] if len(envelope.rcpt_tos) == 1 else None,
         )
-        mail_from = envelope.mail_from or ""
-        local = [r for r in envelope.resolutions if r.kind is RecipientKind.LOCAL]
-        remote = [r.address for r in envelope.resolutions if r.kind is RecipientKind.REMOTE]
-        account = session.account
+        incoming = _Incoming(
+            raw=raw, received=received, mail_from=envelope.mail_from or "",
+            local=[r for r in envelope.resolutions if r.kind is RecipientKind.LOCAL],
+            remote=[r.address for r in envelope.resolutions if r.kind is RecipientKind.REMOTE],
+            account=session.account, smtputf8=envelope.smtp_utf8, client_ip=session.client_ip,
+            helo=session.host_name or "", queue_id=queue_id,
+            dsn=policy.EnvelopeDsn(ret=envelope.dsn.ret, envid=envelope.dsn.envid, recipients=dict(envelope.rcpt_dsn)),
+        )
         try:
-            return await self.run(
-                self._store, raw=raw, received=received, mail_from=mail_from, local=local, remote=remote,
-                account=account, smtputf8=envelope.smtp_utf8, client_ip=session.client_ip,
-                helo=session.host_name or "", queue_id=queue_id,
-                dsn=policy.EnvelopeDsn(ret=envelope.dsn.ret, envid=envelope.dsn.envid, recipients=dict(envelope.rcpt_dsn)),
-            )
+            reply = await self._store_from_loop(incoming)
+            if reply is not None:
+                self.answered_from_loop += 1
+                return reply
+            return await self.run(self._store, incoming)
         except Exception:  # noqa: BLE001 - whatever went wrong, nothing was committed
             log.exception("storing message %s failed", queue_id)
             return replies.STORAGE_ERROR
 
-    def _store(
-        self, *, raw: bytes, received: str, mail_from: str, local: list[Resolution], remote: list[str],
-        account: Account | None, smtputf8: bool, client_ip: str, helo: str, queue_id: str,
-        dsn: policy.EnvelopeDsn,
-    ) -> str:
-        prefix = received
-        junk = False
+    async def _store_from_loop(self, incoming: _Incoming) -> str | None:
+        """The commonest case, one local mailbox and nothing else to write, stored from the event
+        loop with one statement of its own (see mailcore.store.asyncsql); None when the message
+        is not that case, or when its SPF/DKIM/DMARC needs DNS answers that are not cached: the
+        loop must not wait on DNS, and a database thread then does it all again."""
+        target = policy.alone_target(local=incoming.local, remote=incoming.remote, junk=False, dsn=incoming.dsn)
+        if target is None:
+            return None
+        try:
+            with cache_only() as probe:
+                checked = self._checked(incoming)
+        except DnsNotCached:
+            return None
+        if probe.missed:  # a lookup was missed even if a library swallowed the exception
+            return None
+        if isinstance(checked, str):
+            return self._refused(incoming, checked)
+        if checked.junk:
+            return None  # to the Junk folder: not the one-statement case
+        statement = copies_statement(
+            raw=checked.local_raw, targets=[target], parsed=parse_message(checked.local_raw), alone=True
+        )
+        try:
+            rows = await self.db.fetch_all(statement.sql, statement.params)
+        except psycopg.errors.DivisionByZero:
+            raise FolderNotFound("the folder does not exist (or holds no messages: \\Noselect)") from None
+        except psycopg.Error as exc:
+            log.warning("storage error for %s: %s", incoming.queue_id, exc)
+            return replies.STORAGE_ERROR
+        outcome = copies_outcome(statement, rows, publish=publish_soon)
+        if outcome.over_quota:
+            return replies.MAILBOX_FULL.format(address=incoming.local[0].address)
+        return self._accepted(incoming, junk=False)
+
+    def _checked(self, incoming: _Incoming) -> _Checked | str:
+        """The message as stored, with its trace headers (and on the MX port its
+        Authentication-Results after SPF, DKIM and DMARC: DNS work, outside any transaction), or
+        the reply that refuses it (DMARC)."""
+        raw, prefix, junk, dsn = incoming.raw, incoming.received, False, incoming.dsn
         if not self.role.is_submission:
             raw = strip_forged_results(raw, self.hostname)
-            # DNS work happens here, before the transaction opens.
             verdict = message_authenticate(
-                authserv_id=self.hostname, ip=client_ip, mail_from=mail_from, helo=helo, raw=raw
+                authserv_id=self.hostname, ip=incoming.client_ip, mail_from=incoming.mail_from, helo=incoming.helo,
+                raw=raw,
             )
             if settings.SMTP_DMARC_ENFORCE:
                 refusal = _dmarc_refusal(verdict)
                 if refusal is not None:
-                    log.info("message %s from <%s> [%s] refused: %s", queue_id, mail_from, client_ip, refusal)
                     return refusal
                 junk = verdict.disposition is Disposition.QUARANTINE
             if verdict.spf_result != "pass":
@@ -158,32 +201,76 @@ class MailHandler:
                 dsn = dsn.without_success()
             prefix = verdict.header + prefix
         relay_raw = prefix.encode("utf-8") + raw
-        local_raw = return_path_header(mail_from).encode("utf-8") + relay_raw
+        local_raw = return_path_header(incoming.mail_from).encode("utf-8") + relay_raw
+        return _Checked(relay_raw=relay_raw, local_raw=local_raw, junk=junk, dsn=dsn)
+
+    def _store(self, incoming: _Incoming) -> str:
+        checked = self._checked(incoming)
+        if isinstance(checked, str):
+            return self._refused(incoming, checked)
         try:
             policy.message_accept(
-                local_raw=local_raw, relay_raw=relay_raw, mail_from=mail_from, local=local, remote=remote,
-                account=account, smtputf8=smtputf8, junk=junk, dsn=dsn,
+                local_raw=checked.local_raw, relay_raw=checked.relay_raw, mail_from=incoming.mail_from,
+                local=incoming.local, remote=incoming.remote, account=incoming.account,
+                smtputf8=incoming.smtputf8, junk=checked.junk, dsn=checked.dsn,
             )
         except policy.MailboxFullAtDelivery as exc:
             return replies.MAILBOX_FULL.format(address=exc.args[0])
         except MessageTooLarge:
             return replies.MESSAGE_TOO_BIG.format(limit=settings.MAX_MESSAGE_SIZE)
         except (DatabaseError, InterfaceError) as exc:
-            log.warning("storage error for %s: %s", queue_id, exc)
+            log.warning("storage error for %s: %s", incoming.queue_id, exc)
             # A broken connection goes now, not at the next health check: the next message must
             # not fail on it too (a failed transaction block used to close it; a statement
             # delivered on its own leaves that to us).
             close_old_connections()
             return replies.STORAGE_ERROR
+        return self._accepted(incoming, junk=checked.junk)
+
+    def _refused(self, incoming: _Incoming, reply: str) -> str:
+        log.info("message %s from <%s> [%s] refused: %s", incoming.queue_id, _loggable(incoming.mail_from),
+                 incoming.client_ip, reply)
+        return reply
+
+    def _accepted(self, incoming: _Incoming, *, junk: bool) -> str:
         # One line per accepted message, as an MTA's log has: what an operator greps for. The
         # client's words (sender, HELO name) are logged with their control characters escaped.
         log.info(
-            "%s: accepted from=<%s> client=[%s] helo=%s size=%d delivered=%s queued=%s%s", queue_id,
-            _loggable(mail_from), client_ip, _loggable(helo) or "-", len(raw),
-            ",".join(f"<{_loggable(r.address)}>" for r in local) or "-",
-            ",".join(f"<{_loggable(a)}>" for a in remote) or "-", " junk" if junk else "",
+            "%s: accepted from=<%s> client=[%s] helo=%s size=%d delivered=%s queued=%s%s", incoming.queue_id,
+            _loggable(incoming.mail_from), incoming.client_ip, _loggable(incoming.helo) or "-", len(incoming.raw),
+            ",".join(f"<{_loggable(r.address)}>" for r in incoming.local) or "-",
+            ",".join(f"<{_loggable(a)}>" for a in incoming.remote) or "-", " junk" if junk else "",
         )
-        return replies.QUEUED.format(id=queue_id)
+        return replies.QUEUED.format(id=incoming.queue_id)
+
+    async def close(self) -> None:
+        """Close the event loop's database connections once the statements under way have ended."""
+        await self.db.close()
+
+
+@dataclass(frozen=True)
+class _Incoming:
+    """A complete message and its envelope, as the handler stores it."""
+
+    raw: bytes
+    received: str  # the Received: field, CRLF-terminated
+    mail_from: str
+    local: list[Resolution]
+    remote: list[str]
+    account: Account | None
+    smtputf8: bool
+    client_ip: str
+    helo: str
+    queue_id: str
+    dsn: policy.EnvelopeDsn
+
+
+@dataclass(frozen=True)
+class _Checked:
+    relay_raw: bytes  # with the trace headers
+    local_raw: bytes  # and Return-Path, for final delivery
+    junk: bool
+    dsn: policy.EnvelopeDsn
 
 
 def _loggable(text: str) -> str:

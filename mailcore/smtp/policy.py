@@ -160,7 +160,22 @@ def _deliver_alone(
     is its own transaction: no BEGIN and no COMMIT round trips (a third of the delivery's time on
     a busy machine). It commits everything or nothing, as the transaction below does: a full
     mailbox takes nothing, a vanished folder fails the statement. None: not this case."""
-    if remote or junk or len(local) != 1 or transaction.get_connection().in_atomic_block:
+    target = alone_target(local=local, remote=remote, junk=junk, dsn=dsn)
+    if target is None or transaction.get_connection().in_atomic_block:
+        return None
+    outcome = store_copies(raw=local_raw, targets=[target], parsed=parse_message(local_raw), alone=True)
+    if outcome.over_quota:
+        raise MailboxFullAtDelivery(local[0].address)
+    return Stored(local_message_ids=[c.message_id for c in outcome.stored])
+
+
+def alone_target(
+    *, local: Sequence[Resolution], remote: Sequence[str], junk: bool, dsn: EnvelopeDsn
+) -> CopyTarget | None:
+    """The one INBOX copy of a delivery that is one statement of its own, or None when the
+    delivery writes more than that (several copies, a queued forward or remote recipient, a
+    "delivered" report, a Junk folder to find)."""
+    if remote or junk or len(local) != 1:
         return None
     resolution = local[0]
     if resolution.forwards or len(resolution.account_ids) != 1:
@@ -171,13 +186,7 @@ def _deliver_alone(
     folder_id = resolution.inboxes.get(account_id)
     if folder_id is None:
         return None
-    outcome = store_copies(
-        raw=local_raw, targets=[CopyTarget(account_id=account_id, folder_id=folder_id)],
-        parsed=parse_message(local_raw), alone=True,
-    )
-    if outcome.over_quota:
-        raise MailboxFullAtDelivery(resolution.address)
-    return Stored(local_message_ids=[c.message_id for c in outcome.stored])
+    return CopyTarget(account_id=account_id, folder_id=folder_id)
 
 
 def message_accept(

@@ -50,6 +50,7 @@ class Listener:
     port: int
     proxy_protocol: bool
     connections: weakref.WeakSet[MailSMTP] = field(default_factory=weakref.WeakSet)
+    handler: MailHandler | None = None  # its database connections close with the listener
 
     def describe(self) -> str:
         proxy = " (PROXY protocol)" if self.proxy_protocol else ""
@@ -95,7 +96,8 @@ async def listener_start(
         server = await loop.create_server(factory, host=host, port=port)
     bound = server.sockets[0].getsockname()[1] if server.sockets else port
     return Listener(
-        role=role, server=server, host=host, port=bound, proxy_protocol=proxy_protocol, connections=connections
+        role=role, server=server, host=host, port=bound, proxy_protocol=proxy_protocol, connections=connections,
+        handler=handler,
     )
 
 
@@ -127,6 +129,8 @@ async def listener_stop(listener: Listener, *, grace: float = STOP_GRACE, store_
         protocol.shut_down()
     with contextlib.suppress(Exception):
         await asyncio.wait_for(listener.server.wait_closed(), 5)
+    if listener.handler is not None:
+        await listener.handler.close()
 
 
 def listen_ports() -> list[tuple[str, int]]:
