@@ -45,6 +45,10 @@ AuthOutcome = Literal["ok", "invalid", "throttled"]
 DEFAULT_DB_THREADS = 8
 
 
+# The largest message the event loop stores itself: parsing (a few ms per MB) holds up the loop's
+# other connections, where a database thread would let them in every few milliseconds.
+LOOP_STORE_MAX_BYTES = 1024 * 1024
+
 RECIPIENT_REUSE = 2.0  # seconds a connection reuses a local recipient's lookup
 RECIPIENT_REUSE_MAX = 1000  # addresses remembered per connection
 
@@ -52,11 +56,15 @@ RECIPIENT_REUSE_MAX = 1000  # addresses remembered per connection
 class MailHandler:
     """Shared by every connection of one listener."""
 
-    def __init__(self, *, role: Role, executor: ThreadPoolExecutor, hostname: str) -> None:
+    def __init__(
+        self, *, role: Role, executor: ThreadPoolExecutor, hostname: str, db: AsyncStatements | None = None
+    ) -> None:
         self.role = role
         self.executor = executor
         self.hostname = hostname
-        self.db = AsyncStatements(size=DEFAULT_DB_THREADS)
+        # The event loop's connections: shared by the listeners of a process, or this one's own.
+        self.owns_db = db is None
+        self.db = db or AsyncStatements(size=DEFAULT_DB_THREADS)
         self.answered_from_loop = 0  # messages the event loop stored or refused itself
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -149,6 +157,8 @@ class MailHandler:
         loop with one statement of its own (see mailcore.store.asyncsql); None when the message
         is not that case, or when its SPF/DKIM/DMARC needs DNS answers that are not cached: the
         loop must not wait on DNS, and a database thread then does it all again."""
+        if len(incoming.raw) > LOOP_STORE_MAX_BYTES:
+            return None  # parsing it would hold up every other connection of the loop
         target = policy.alone_target(local=incoming.local, remote=incoming.remote, junk=False, dsn=incoming.dsn)
         if target is None:
             return None
@@ -244,8 +254,9 @@ class MailHandler:
         return replies.QUEUED.format(id=incoming.queue_id)
 
     async def close(self) -> None:
-        """Close the event loop's database connections once the statements under way have ended."""
-        await self.db.close()
+        """Close this listener's own event-loop connections once their statements have ended."""
+        if self.owns_db:
+            await self.db.close()
 
 
 @dataclass(frozen=True)

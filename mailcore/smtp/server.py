@@ -20,6 +20,7 @@ from django.conf import settings
 from mailcore.dbthreads import executor_close
 from mailcore.net.listen import ServerGroup, listen_sockets
 from mailcore.net.tls import server_context
+from mailcore.store.asyncsql import AsyncStatements
 
 from .dmarc import organizational_domain
 from .handler import DEFAULT_DB_THREADS, MailHandler
@@ -67,11 +68,15 @@ async def listener_start(
     proxy_protocol: bool | None = None,
     hostname: str | None = None,
     sockets: list[socket.socket] | None = None,
+    db: AsyncStatements | None = None,
 ) -> Listener:
-    """Listen on host:port (port 0 picks a free one), or on ``sockets`` already bound."""
+    """Listen on host:port (port 0 picks a free one), or on ``sockets`` already bound.
+
+    ``db``: the event loop's database connections, shared with the other listeners (whoever made
+    it closes it); without it the listener has its own, closed by :func:`listener_stop`."""
     loop = asyncio.get_running_loop()
     name = hostname or settings.MAIL_HOSTNAME
-    handler = MailHandler(role=role, executor=executor, hostname=name)
+    handler = MailHandler(role=role, executor=executor, hostname=name, db=db)
     limits = limits or limits_from_settings()
     if proxy_protocol is None:
         proxy_protocol = role.value in settings.PROXY_PROTOCOL_LISTENERS
@@ -152,13 +157,15 @@ async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
         aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
     executor = ThreadPoolExecutor(max_workers=DEFAULT_DB_THREADS, thread_name_prefix="smtp-db")
     stack.callback(executor_close, executor, DEFAULT_DB_THREADS)
+    db = AsyncStatements(size=DEFAULT_DB_THREADS)
+    stack.push_async_callback(db.close)  # after the listeners have stopped (the stack unwinds in reverse)
     lines = []
     for role, port in ports_from_settings():
         if port == 0:
             continue
         sockets = listen_sockets(role.value, settings.MAIL_BIND, port)
         listener = await listener_start(role=role, host=settings.MAIL_BIND, port=port, executor=executor,
-                                        sockets=sockets)
+                                        sockets=sockets, db=db)
         stack.push_async_callback(listener_stop, listener)
         lines.append(listener.describe())
     return lines

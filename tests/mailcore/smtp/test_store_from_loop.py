@@ -208,3 +208,19 @@ def test_a_miss_that_pyspf_swallows_is_still_recorded(cached_dns: DnsZone) -> No
         result, _ = spf_check(ip="127.0.0.1", mail_from="carol@example.org", helo="client.example")
     assert result == "fail"  # no exception came out
     assert probe.missed
+
+
+def test_a_message_over_the_loop_limit_is_stored_from_a_thread(submission, alice, bob) -> None:
+    from mailcore.smtp.handler import LOOP_STORE_MAX_BYTES
+
+    body = ("x" * 76 + "\r\n") * (LOOP_STORE_MAX_BYTES // 78 + 10)
+    client = connect_submission(submission, "alice@a.test", PASSWORD)
+    small = make_message(sender="alice@a.test", to="bob@b.test")
+    big = make_message(sender="alice@a.test", to="bob@b.test", body=body)
+    assert len(big) > LOOP_STORE_MAX_BYTES
+    assert client.sendmail("alice@a.test", ["bob@b.test"], big) == {}
+    assert answered_from_loop(submission) == 0
+    assert client.sendmail("alice@a.test", ["bob@b.test"], small) == {}
+    assert answered_from_loop(submission) == 1
+    client.quit()
+    assert sorted(m.size for m in Message.objects.filter(account=bob))[1] > LOOP_STORE_MAX_BYTES
