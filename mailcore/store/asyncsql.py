@@ -8,11 +8,11 @@ out from the event loop and its result comes back on the loop's own poll.
 
 Each connection runs one statement at a time; at most ``size`` are open. The statements are
 prepared once per connection as in :mod:`mailcore.store.sql`, whose rules they follow:
-parameters sent apart, autocommit (a statement is its own transaction), and the connection
-checks of :mod:`mailcore.dbthreads`: an idle connection unused for ``HEALTH_CHECK_INTERVAL`` is
-checked before use, and a connection found dead makes every other one (the threads' too) be
-checked or dropped before its next statement, so that a database restart costs one failed
-statement, not one per connection.
+parameters sent apart, generic plans, autocommit (a statement is its own transaction), and
+the connection checks of :mod:`mailcore.dbthreads`: an idle connection unused for
+``HEALTH_CHECK_INTERVAL`` is checked before use, and a connection found dead makes every other
+one (the threads' too) be checked or dropped before its next statement, so that a database
+restart costs one failed statement, not one per connection.
 
 A statement once sent always runs to its end, even when the task awaiting it is cancelled
 (server shutdown): the reply depends on whether it committed, and an interrupted connection
@@ -33,7 +33,7 @@ from psycopg import pq
 
 from mailcore import dbthreads
 
-from .sql import PREPARE_ONLY_EXPLICIT
+from .sql import GENERIC_PLANS_SQL, PREPARE_ONLY_EXPLICIT
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,13 @@ class AsyncStatements:
         params.pop("cursor_factory", None)
         params["prepare_threshold"] = PREPARE_ONLY_EXPLICIT
         params["autocommit"] = True
-        return await psycopg.AsyncConnection.connect(**params)
+        conn = await psycopg.AsyncConnection.connect(**params)
+        try:
+            await conn.execute(GENERIC_PLANS_SQL)
+        except BaseException:
+            await _close(conn)
+            raise
+        return conn
 
     async def close(self, timeout: float = 30.0) -> None:
         """Let statements under way end (up to ``timeout`` seconds), then close every connection."""

@@ -224,3 +224,23 @@ def test_a_message_over_the_loop_limit_is_stored_from_a_thread(submission, alice
     assert answered_from_loop(submission) == 1
     client.quit()
     assert sorted(m.size for m in Message.objects.filter(account=bob))[1] > LOOP_STORE_MAX_BYTES
+
+
+def test_the_loop_connections_plan_the_delivery_statement_once(
+    smtp_servers: ServerThread, submission, alice, bob
+) -> None:
+    """Generic plans (store/sql.py): none of the executions is planned for its values."""
+    client = connect_submission(submission, "alice@a.test", PASSWORD)
+    for n in range(7):
+        message = make_message(sender="alice@a.test", to="bob@b.test", subject=f"n{n}")
+        assert client.sendmail("alice@a.test", ["bob@b.test"], message) == {}
+    client.quit()
+    assert loop_statements(submission) == 7
+    assert submission.handler is not None
+    db = submission.handler.db
+    assert len(db.idle) == 1  # one message at a time: one connection did them all
+    rows = asyncio.run_coroutine_threadsafe(db.fetch_all(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+        ["%INSERT INTO mailcore_blob%"],
+    ), smtp_servers.loop).result(10)
+    assert rows == [(7, 0)]
