@@ -1,8 +1,9 @@
 """The SMTP server's policy adapter: turns protocol events into store and relay calls.
 
-Blocking work (PostgreSQL, Redis, DNS, password hashing) runs in a thread pool; no transaction
-is ever open across a network wait: the message is complete in memory before the one
-transaction that stores it begins.
+Blocking work (PostgreSQL, Redis, DNS, password hashing) runs in a thread pool, except the
+commonest delivery, one mailbox with its DNS answers cached, which the event loop stores itself
+over an async connection (``_store_from_loop``). No transaction is ever open across a network
+wait: the message is complete in memory before the one transaction that stores it begins.
 """
 
 from __future__ import annotations
@@ -45,9 +46,10 @@ AuthOutcome = Literal["ok", "invalid", "throttled"]
 DEFAULT_DB_THREADS = 8
 
 
-# The largest message the event loop stores itself: parsing (a few ms per MB) holds up the loop's
-# other connections, where a database thread would let them in every few milliseconds.
-LOOP_STORE_MAX_BYTES = 1024 * 1024
+# The largest message the event loop stores itself: parsing it and hashing its body for DKIM (a
+# few ms per MB each) hold up the loop's other connections, where a database thread would let
+# them in every few milliseconds. Nor does it verify more than one DKIM signature.
+LOOP_STORE_MAX_BYTES = 256 * 1024
 
 RECIPIENT_REUSE = 2.0  # seconds a connection reuses a local recipient's lookup
 RECIPIENT_REUSE_MAX = 1000  # addresses remembered per connection
@@ -143,22 +145,24 @@ class MailHandler:
             dsn=policy.EnvelopeDsn(ret=envelope.dsn.ret, envid=envelope.dsn.envid, recipients=dict(envelope.rcpt_dsn)),
         )
         try:
-            reply = await self._store_from_loop(incoming)
-            if reply is not None:
+            outcome = await self._store_from_loop(incoming)
+            if isinstance(outcome, str):
                 self.answered_from_loop += 1
-                return reply
-            return await self.run(self._store, incoming)
+                return outcome
+            # A verdict the loop reached stands (its DMARC pct draw is not drawn again).
+            return await self.run(self._store, incoming, outcome)
         except Exception:  # noqa: BLE001 - whatever went wrong, nothing was committed
             log.exception("storing message %s failed", queue_id)
             return replies.STORAGE_ERROR
 
-    async def _store_from_loop(self, incoming: _Incoming) -> str | None:
+    async def _store_from_loop(self, incoming: _Incoming) -> str | _Checked | None:
         """The commonest case, one local mailbox and nothing else to write, stored from the event
-        loop with one statement of its own (see mailcore.store.asyncsql); None when the message
-        is not that case, or when its SPF/DKIM/DMARC needs DNS answers that are not cached: the
-        loop must not wait on DNS, and a database thread then does it all again."""
-        if len(incoming.raw) > LOOP_STORE_MAX_BYTES:
-            return None  # parsing it would hold up every other connection of the loop
+        loop with one statement of its own (see mailcore.store.asyncsql): the reply. Otherwise
+        what a database thread needs to store it: the checked message when the loop got that far
+        (for the Junk folder), None when the message is not that case, or when its SPF/DKIM/DMARC
+        needs DNS answers that are not cached (the loop must not wait on DNS)."""
+        if len(incoming.raw) > LOOP_STORE_MAX_BYTES or _dkim_signatures(incoming.raw) > 1:
+            return None  # parsing or verifying it would hold up every other connection of the loop
         target = policy.alone_target(local=incoming.local, remote=incoming.remote, junk=False, dsn=incoming.dsn)
         if target is None:
             return None
@@ -172,7 +176,7 @@ class MailHandler:
         if isinstance(checked, str):
             return self._refused(incoming, checked)
         if checked.junk:
-            return None  # to the Junk folder: not the one-statement case
+            return checked  # to the Junk folder: not the one-statement case
         statement = copies_statement(
             raw=checked.local_raw, targets=[target], parsed=parse_message(checked.local_raw), alone=True
         )
@@ -214,8 +218,9 @@ class MailHandler:
         local_raw = return_path_header(incoming.mail_from).encode("utf-8") + relay_raw
         return _Checked(relay_raw=relay_raw, local_raw=local_raw, junk=junk, dsn=dsn)
 
-    def _store(self, incoming: _Incoming) -> str:
-        checked = self._checked(incoming)
+    def _store(self, incoming: _Incoming, checked: _Checked | str | None = None) -> str:
+        if checked is None:
+            checked = self._checked(incoming)
         if isinstance(checked, str):
             return self._refused(incoming, checked)
         try:
@@ -282,6 +287,12 @@ class _Checked:
     local_raw: bytes  # and Return-Path, for final delivery
     junk: bool
     dsn: policy.EnvelopeDsn
+
+
+def _dkim_signatures(raw: bytes) -> int:
+    """How many DKIM-Signature fields the header block seems to hold (a cheap upper bound)."""
+    end = raw.find(b"\r\n\r\n")
+    return (raw if end < 0 else raw[:end]).lower().count(b"dkim-signature")
 
 
 def _loggable(text: str) -> str:

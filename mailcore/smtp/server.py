@@ -21,6 +21,7 @@ from mailcore.dbthreads import executor_close
 from mailcore.net.listen import ServerGroup, listen_sockets
 from mailcore.net.tls import server_context
 from mailcore.store.asyncsql import AsyncStatements
+from mailcore.store.sql import use_generic_plans
 
 from .dmarc import organizational_domain
 from .handler import DEFAULT_DB_THREADS, MailHandler
@@ -111,8 +112,9 @@ async def listener_stop(listener: Listener, *, grace: float = STOP_GRACE, store_
     close every connection with 421 (a client retries what it did not get a 250 for).
 
     A message still being stored when the grace ends is waited for (up to ``store_limit``): its
-    transaction runs in a database thread and commits whatever becomes of the connection, so
-    dropping the connection first would make the client resend a message we kept (a duplicate).
+    transaction, in a database thread or sent from the event loop (shielded), commits whatever
+    becomes of the client's connection, so dropping that connection first would make the client
+    resend a message we kept (a duplicate).
     Its connection closes with 421 right after its reply."""
     loop = asyncio.get_running_loop()
     listener.server.close()
@@ -155,7 +157,9 @@ async def serve(stack: contextlib.AsyncExitStack) -> list[str]:
     aiosmtpd_log = logging.getLogger("mail.log")
     if aiosmtpd_log.level == logging.NOTSET:
         aiosmtpd_log.setLevel(logging.WARNING)  # aiosmtpd logs every command at INFO
-    executor = ThreadPoolExecutor(max_workers=DEFAULT_DB_THREADS, thread_name_prefix="smtp-db")
+    executor = ThreadPoolExecutor(
+        max_workers=DEFAULT_DB_THREADS, thread_name_prefix="smtp-db", initializer=use_generic_plans
+    )
     stack.callback(executor_close, executor, DEFAULT_DB_THREADS)
     db = AsyncStatements(size=DEFAULT_DB_THREADS)
     stack.push_async_callback(db.close)  # after the listeners have stopped (the stack unwinds in reverse)

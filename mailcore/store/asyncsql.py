@@ -58,34 +58,44 @@ class AsyncStatements:
             raise psycopg.OperationalError("the store's async connections are closed")
         task = asyncio.ensure_future(self._run(sql, params))
         self.running.add(task)
-        task.add_done_callback(self.running.discard)
+        task.add_done_callback(self._ended)
         return await asyncio.shield(task)
+
+    def _ended(self, task: asyncio.Task[list[tuple[Any, ...]]]) -> None:
+        self.running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: its awaiter may have been cancelled (it logged nothing)
 
     async def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         async with self.slots:
+            if self.closed:  # closed while this statement waited for a connection
+                raise psycopg.OperationalError("the store's async connections are closed")
             conn = await self._acquire()
             self.busy.add(conn)
-            healthy = False
+            reusable = False
             try:
                 async with conn.cursor() as cur:
                     await cur.execute(sql, params, prepare=True)  # type: ignore[arg-type]
                     result = cur.pgresult
                     rows = await cur.fetchall() if result is not None and result.status == pq.ExecStatus.TUPLES_OK else []
-                healthy = True
+                reusable = True
                 return rows
             except psycopg.Error:
-                healthy = not conn.broken and conn.pgconn.status == pq.ConnStatus.OK
+                # The statement failed (a constraint, a vanished folder): the connection stays
+                # usable unless it is the connection that broke.
+                reusable = _alive(conn)
                 raise
             finally:
                 self.statements += 1
                 self.busy.discard(conn)
-                if healthy and not self.closed:
+                if reusable and not self.closed:
                     self.idle.append((conn, time.monotonic()))
                 else:
-                    if not healthy:
-                        # The database went away for every connection: the threads' and ours.
-                        dbthreads.connection_lost()
+                    # Whatever else went wrong leaves the connection in an unknown state.
+                    dead = not _alive(conn)
                     await _close(conn)
+                    if dead:
+                        await self._lost()
 
     async def _acquire(self) -> psycopg.AsyncConnection[Any]:
         lost = dbthreads.lost_connections()
@@ -103,7 +113,17 @@ class AsyncStatements:
                 return conn
             except psycopg.Error:
                 await _close(conn)
+                await self._lost()
         return await self._connect()
+
+    async def _lost(self) -> None:
+        """A connection was found dead: the database went away for every connection, the
+        threads' (told through dbthreads) and ours (the idle ones are dropped)."""
+        dbthreads.connection_lost()
+        self.lost = dbthreads.lost_connections()
+        stale, self.idle = self.idle, []
+        for conn, _ in stale:
+            await _close(conn)
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         # Django's parameters for this database (the test database under tests), without its
@@ -131,6 +151,10 @@ class AsyncStatements:
         for conn in list(self.busy):
             log.warning("closing a database connection whose statement has not ended")
             await _close(conn)
+
+
+def _alive(conn: psycopg.AsyncConnection[Any]) -> bool:
+    return not conn.broken and conn.pgconn.status == pq.ConnStatus.OK
 
 
 async def _close(conn: psycopg.AsyncConnection[Any]) -> None:

@@ -15,6 +15,7 @@ a threshold no other statement reaches: only these are prepared, Django's own ne
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,31 +28,32 @@ from psycopg import pq
 # Only statements executed with ``prepare=True`` reach it: Django's stay unprepared, as it expects.
 PREPARE_ONLY_EXPLICIT = 2**31
 
-# The statements prepared here are written for generic plans (every value a parameter, the
-# indexes chosen by the statement's shape). Left to itself (plan_cache_mode = auto) PostgreSQL
-# compares the generic plan's estimated cost with the custom plans' of the first five
-# executions; once the tables have statistics, a value-specific estimate (a reference list's
-# GIN lookup, a Message-ID) makes the custom plans look cheaper, and it then plans the
-# delivery statement afresh on every execution: its CPU per message doubled (1.0 -> 2.0 ms).
-# Only the server-side prepared statements follow this setting, and Django prepares none.
+# The delivery statement is written for a generic plan (every value a parameter, the indexes
+# chosen by its shape). Left to itself (plan_cache_mode = auto) PostgreSQL compares the generic
+# plan's estimated cost with the custom plans' of the first five executions; once the tables have
+# statistics, value-specific estimates (the GIN reference lookups, a Message-ID) make the custom
+# plans look cheaper, and it then plans the statement afresh on every execution: its backend CPU
+# per message doubled (1.0 -> 2.0 ms). Only server-side prepared statements follow the setting,
+# and Django prepares none; it is set only on the connections of threads that deliver (the SMTP
+# server's): some other prepared statements, such as IMAP's "\Recent" claim, rely on a custom
+# plan folding a boolean parameter away.
 GENERIC_PLANS_SQL = "SET plan_cache_mode = force_generic_plan"
+_thread_wants = threading.local()
 
 
 def _generic_plans(sender: object, connection: Any, **kwargs: Any) -> None:
-    if connection.vendor == "postgresql":
+    if getattr(_thread_wants, "generic_plans", False) and connection.vendor == "postgresql":
         with connection.cursor() as cur:
             cur.execute(GENERIC_PLANS_SQL)
 
 
-def use_generic_plans() -> None:
-    """Give every database connection this process opens from now on generic plans for its
-    prepared statements (the mail servers: long-lived connections that run the store's
-    statements thousands of times)."""
-    connection_created.connect(_generic_plans, dispatch_uid=__name__ + ".generic_plans")
+connection_created.connect(_generic_plans, dispatch_uid=__name__ + ".generic_plans")
 
 
-def stop_generic_plans() -> None:
-    connection_created.disconnect(dispatch_uid=__name__ + ".generic_plans")
+def use_generic_plans(wanted: bool = True) -> None:
+    """Give the database connections this thread opens from now on generic plans for their
+    prepared statements (a thread pool's ``initializer``: the SMTP server's delivery threads)."""
+    _thread_wants.generic_plans = wanted
 
 
 def _has_rows(cur: psycopg.Cursor[Any]) -> bool:

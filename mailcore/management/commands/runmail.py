@@ -25,7 +25,6 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from mailcore.net.supervisor import Supervisor, die_with_supervisor, supervisor_alive
-from mailcore.store.sql import use_generic_plans
 
 log = logging.getLogger("mailcore.runmail")
 
@@ -72,7 +71,6 @@ class Command(BaseCommand):
             return
         if worker is not None:
             die_with_supervisor()
-        use_generic_plans()
         try:
             asyncio.run(self._main(modules, worker))
         except OSError as exc:

@@ -156,6 +156,7 @@ def test_killed_backends_cost_the_loop_at_most_one_message(
 
     asyncio.run_coroutine_threadsafe(open_connections(), smtp_servers.loop).result(10)
     kill_other_backends()
+    lost = dbthreads.lost_connections()
     replies = []
     for _ in range(3):
         client.rset()
@@ -166,6 +167,7 @@ def test_killed_backends_cost_the_loop_at_most_one_message(
             break
     client.quit()
     assert replies == expected
+    assert dbthreads.lost_connections() > lost  # the threads were told too
     assert answered_from_loop(mx) == len(expected)
     assert Message.objects.filter(account=alice).count() == 2
 
@@ -244,3 +246,90 @@ def test_the_loop_connections_plan_the_delivery_statement_once(
         ["%INSERT INTO mailcore_blob%"],
     ), smtp_servers.loop).result(10)
     assert rows == [(7, 0)]
+
+
+def test_a_message_with_several_dkim_signatures_is_verified_from_a_thread(submission, alice, bob) -> None:
+    client = connect_submission(submission, "alice@a.test", PASSWORD)
+    signed = "DKIM-Signature: v=1; d=a.test; s=x; b=AA\r\nDKIM-Signature: v=1; d=a.test; s=y; b=AA\r\n"
+    message = make_message(sender="alice@a.test", to="bob@b.test", extra_headers=signed)
+    assert client.sendmail("alice@a.test", ["bob@b.test"], message) == {}
+    client.quit()
+    assert answered_from_loop(submission) == 0
+    assert Message.objects.filter(account=bob).count() == 1
+
+
+def test_a_quarantine_verdict_of_the_loop_stands_in_the_thread_that_files_it(
+    mx, alice, cached_dns: DnsZone, settings, monkeypatch
+) -> None:
+    """p=quarantine with pct=50: the loop draws once (in the sample: quarantine) and hands the
+    message to a thread for the Junk folder; the thread must not draw again (out of the sample
+    the second time, it would file it in INBOX: a skewed pct)."""
+    import random
+
+    from mailcore.models import Folder
+
+    settings.SMTP_DMARC_ENFORCE = True
+    cached_dns.add("_dmarc.bank.test", "TXT", "v=DMARC1; p=quarantine; pct=50")
+    draws = iter([10.0, 90.0])
+    monkeypatch.setattr(random, "uniform", lambda a, b: next(draws))
+    client = connect(mx)
+    assert client.sendmail("carol@example.org", ["alice@a.test"], make_message()) == {}  # warms the cache
+    assert client.sendmail("carol@example.org", ["alice@a.test"], make_message(sender="ceo@bank.test")) == {}
+    client.quit()
+    assert next(draws) == 90.0  # one draw only
+    junk = Folder.objects.get(account=alice, special_use=Folder.SpecialUse.JUNK)
+    assert Message.objects.filter(account=alice, entries__folder=junk).count() == 1
+
+
+def test_a_message_being_stored_from_the_loop_at_shutdown_gets_its_250_then_421(
+    smtp_servers: ServerThread, submission, alice, bob
+) -> None:
+    import threading
+
+    from django.db import transaction
+
+    from mailcore.models import Folder
+
+    inbox = Folder.objects.get(account=bob, special_use=Folder.SpecialUse.INBOX)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_inbox() -> None:  # the delivery's UPDATE of the folder row waits on this lock
+        from django.db import connection as own
+
+        try:
+            with transaction.atomic():
+                Folder.objects.select_for_update().get(pk=inbox.pk)
+                locked.set()
+                release.wait(20)
+        finally:
+            own.close()
+
+    holder = threading.Thread(target=hold_the_inbox)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        client = connect_submission(submission, "alice@a.test", PASSWORD)
+        client.mail("alice@a.test")
+        assert client.rcpt("bob@b.test")[0] == 250
+        code, _ = client.docmd("DATA")
+        assert code == 354
+        client.send(make_message(sender="alice@a.test", to="bob@b.test") + b".\r\n")
+
+        async def storing() -> bool:
+            return any(p.storing for p in submission.connections)
+
+        deadline = time.monotonic() + 10
+        while not asyncio.run_coroutine_threadsafe(storing(), smtp_servers.loop).result(5):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        stopping = asyncio.run_coroutine_threadsafe(listener_stop(submission, grace=0.2), smtp_servers.loop)
+        time.sleep(0.8)  # well past the grace
+        assert not stopping.done()
+    finally:
+        release.set()
+        holder.join(20)
+    assert client.getreply()[0] == 250
+    assert client.getreply()[0] == 421
+    stopping.result(10)
+    assert answered_from_loop(submission) == 1
+    assert Message.objects.filter(account=bob).count() == 1

@@ -1,6 +1,6 @@
-"""The store's prepared statements get generic plans in the mail servers (``use_generic_plans``):
-PostgreSQL would otherwise plan the delivery statement afresh on every execution once the tables
-have statistics (store/sql.py)."""
+"""The delivery statement gets a generic plan in the SMTP server's threads (``use_generic_plans``,
+their pool's initializer): PostgreSQL would otherwise plan it afresh on every execution once the
+tables have statistics (store/sql.py). Other threads keep PostgreSQL's default."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.db import connection
 
 from mailcore.models import Folder
 from mailcore.store.copies import CopyTarget, store_copies
-from mailcore.store.sql import stop_generic_plans, use_generic_plans
+from mailcore.store.sql import use_generic_plans
 from tests.conftest import make_message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +22,7 @@ def generic_plans() -> Iterator[None]:
     use_generic_plans()
     connection.close()  # the next statement opens a connection, which the setting reaches
     yield
-    stop_generic_plans()
+    use_generic_plans(False)
     connection.close()
 
 
@@ -42,8 +42,17 @@ def test_the_delivery_statement_is_never_planned_for_its_values(generic_plans, a
         assert cursor.fetchall() == [(8, 0)]
 
 
-def test_without_it_connections_keep_postgresql_s_default() -> None:
-    connection.close()
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW plan_cache_mode")
-        assert cursor.fetchone() == ("auto",)
+def test_other_threads_keep_postgresql_s_default(generic_plans) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    def mode() -> str:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SHOW plan_cache_mode")
+                return str(cursor.fetchone()[0])
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(1) as plain, ThreadPoolExecutor(1, initializer=use_generic_plans) as delivering:
+        assert plain.submit(mode).result(10) == "auto"
+        assert delivering.submit(mode).result(10) == "force_generic_plan"
