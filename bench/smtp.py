@@ -93,6 +93,11 @@ async def start_bare(loop: asyncio.AbstractEventLoop) -> asyncio.AbstractServer:
     return await loop.create_server(lambda: SMTP(handler, hostname="bare.test", loop=loop), "127.0.0.1", 0)
 
 
+async def stop_bare(server: asyncio.AbstractServer) -> None:
+    server.close()
+    await server.wait_closed()
+
+
 def load_plan(messages: int, connections: int, recipients: list[str]) -> list[tuple[str, int, int, int]]:
     """(recipient, size, messages, sessions) per load process: each mailbox gets its own stream,
     as at a real MX, so per-mailbox row locks do not serialise the whole run."""
@@ -273,7 +278,7 @@ def main(argv: list[str]) -> int:
         bare_seconds, _ = drive(bare_port, messages, connections, recipients)
         rows.append(("bare aiosmtpd, after", sent / bare_seconds, bare_seconds, "-", "-"))
     finally:
-        bare.close()
+        loop.run(stop_bare(bare))  # in its loop's thread: asyncio servers are not thread-safe
         loop.stop()
         dns_stop.set()
     print(f"machine: {machine()}; load: {tool}, {sent} messages (60% 1 KiB, 30% 10 KiB, 10% 100 KiB), "
