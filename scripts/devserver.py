@@ -580,12 +580,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config()
     stop_requested = threading.Event()
     interruptible = [False]  # not while starting services: we would not know what to stop
+    interrupted = [False]
 
     def on_signal(signum: int, _frame: object) -> None:
         if not stop_requested.is_set():
             log(f"received {signal.Signals(signum).name}; shutting down")
         stop_requested.set()
-        if interruptible[0]:
+        # Once only: a second signal (make and the terminal both pass one on) must not break
+        # into the clean-up the first one started, which would leave the roles running.
+        if interruptible[0] and not interrupted[0]:
+            interrupted[0] = True
             raise Interrupted
 
     signal.signal(signal.SIGINT, on_signal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -121,3 +122,53 @@ def test_services_ensure_reports_unreachable_urls_and_exits_non_zero(runner_env)
     assert "cannot connect to DATABASE_URL" in result.stderr
     assert result.stdout == ""
     assert not (Path(runner_env["VAR_DIR"]) / "pgdata").exists()
+
+
+def test_run_stops_everything_when_signals_come_twice(runner_env):
+    """A signal to the whole process group reaches make and the runner, and more than one may come
+    (make passes its own on): the second must not break into the clean-up the first started, which
+    left the roles running (daphne, runmail, celery) and the ports taken."""
+    import signal
+
+    base = 57000
+    ports = {}
+    for name in ("HTTP_PORT", "SMTP_PORT", "SUBMISSION_PORT", "SMTPS_PORT", "IMAP_PORT", "IMAPS_PORT",
+                 "POP3_PORT", "POP3S_PORT"):
+        ports[name] = str(_free_port(base))
+        base = int(ports[name]) + 1
+    env = dict(runner_env, **ports)
+    proc = subprocess.Popen(
+        [sys.executable, str(DEVSERVER), "run"], env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    lines: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "press Ctrl-C to stop everything" in line:
+                break
+        else:
+            pytest.fail("the runner did not come up:\n" + "".join(lines[-30:]))
+        os.killpg(proc.pid, signal.SIGTERM)  # every role gets it too, as from a terminal
+        proc.send_signal(signal.SIGINT)  # at once, as make passes it on: both are pending together
+        out, _ = proc.communicate(timeout=90)
+        lines.append(out)
+        deadline = time.monotonic() + 20
+        while _port_open(int(ports["HTTP_PORT"])) or _port_open(int(ports["SMTP_PORT"])):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        roles_left = _port_open(int(ports["HTTP_PORT"])) or _port_open(int(ports["SMTP_PORT"]))
+    finally:
+        # Whatever a failure left behind goes before the assertions: the roles (in the runner's
+        # process group) and the embedded services.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        _devserver(runner_env, "services", "--stop")
+    text = "".join(lines)
+    assert proc.returncode == 0, text[-3000:]
+    assert "stopped (exit code 0)" in text
+    assert "Traceback" not in text, text[-3000:]
+    assert not roles_left
