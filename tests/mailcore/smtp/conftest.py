@@ -4,12 +4,15 @@ DNS server on 127.0.0.1 (the only double: it stands in for the outside internet)
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import smtplib
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -305,3 +308,49 @@ class RawClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextmanager
+def folder_row_held(folder_id: int) -> Iterator[None]:
+    """Another transaction holds the folder's row lock for the block: a delivery's UPDATE of the
+    folder row (UID allocation) waits on it until the block ends."""
+    from django.db import connection, transaction
+
+    from mailcore.models import Folder
+
+    locked, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic():
+                Folder.objects.select_for_update().get(pk=folder_id)
+                locked.set()
+                release.wait(20)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        yield
+    finally:
+        release.set()
+        holder.join(20)
+
+
+def stop_while_storing(servers: ServerThread, listener: Listener) -> concurrent.futures.Future[None]:
+    """Once a message of ``listener`` is being stored, stop the listener with a 0.2 s grace and
+    return the stop, still running well past the grace."""
+
+    async def storing() -> bool:
+        return any(p.storing for p in listener.connections)
+
+    deadline = time.monotonic() + 10
+    while not asyncio.run_coroutine_threadsafe(storing(), servers.loop).result(5):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    stopping = asyncio.run_coroutine_threadsafe(listener_stop(listener, grace=0.2), servers.loop)
+    time.sleep(0.8)  # well past the grace
+    assert not stopping.done()
+    return stopping

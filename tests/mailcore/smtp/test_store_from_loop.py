@@ -16,7 +16,14 @@ from mailcore.smtp.authresults import spf_check
 from mailcore.smtp.server import Listener, listener_stop
 from tests.conftest import PASSWORD, make_message
 from tests.mailcore.serving import kill_other_backends, other_backends
-from tests.mailcore.smtp.conftest import DnsZone, ServerThread, connect, connect_submission
+from tests.mailcore.smtp.conftest import (
+    DnsZone,
+    ServerThread,
+    connect,
+    connect_submission,
+    folder_row_held,
+    stop_while_storing,
+)
 from tests.mailcore.smtp.test_durability import _an_insert_kills_the_connection
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -284,50 +291,17 @@ def test_a_quarantine_verdict_of_the_loop_stands_in_the_thread_that_files_it(
 def test_a_message_being_stored_from_the_loop_at_shutdown_gets_its_250_then_421(
     smtp_servers: ServerThread, submission, alice, bob
 ) -> None:
-    import threading
-
-    from django.db import transaction
-
     from mailcore.models import Folder
 
     inbox = Folder.objects.get(account=bob, special_use=Folder.SpecialUse.INBOX)
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_inbox() -> None:  # the delivery's UPDATE of the folder row waits on this lock
-        from django.db import connection as own
-
-        try:
-            with transaction.atomic():
-                Folder.objects.select_for_update().get(pk=inbox.pk)
-                locked.set()
-                release.wait(20)
-        finally:
-            own.close()
-
-    holder = threading.Thread(target=hold_the_inbox)
-    holder.start()
-    try:
-        assert locked.wait(10)
+    with folder_row_held(inbox.pk):
         client = connect_submission(submission, "alice@a.test", PASSWORD)
         client.mail("alice@a.test")
         assert client.rcpt("bob@b.test")[0] == 250
         code, _ = client.docmd("DATA")
         assert code == 354
         client.send(make_message(sender="alice@a.test", to="bob@b.test") + b".\r\n")
-
-        async def storing() -> bool:
-            return any(p.storing for p in submission.connections)
-
-        deadline = time.monotonic() + 10
-        while not asyncio.run_coroutine_threadsafe(storing(), smtp_servers.loop).result(5):
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        stopping = asyncio.run_coroutine_threadsafe(listener_stop(submission, grace=0.2), smtp_servers.loop)
-        time.sleep(0.8)  # well past the grace
-        assert not stopping.done()
-    finally:
-        release.set()
-        holder.join(20)
+        stopping = stop_while_storing(smtp_servers, submission)
     assert client.getreply()[0] == 250
     assert client.getreply()[0] == 421
     stopping.result(10)
