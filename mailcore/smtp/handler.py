@@ -218,9 +218,10 @@ class MailHandler:
         local_raw = return_path_header(incoming.mail_from).encode("utf-8") + relay_raw
         return _Checked(relay_raw=relay_raw, local_raw=local_raw, junk=junk, dsn=dsn)
 
-    def _store(self, incoming: _Incoming, checked: _Checked | str | None = None) -> str:
-        if checked is None:
-            checked = self._checked(incoming)
+    def _store(self, incoming: _Incoming, verdict: _Checked | None = None) -> str:
+        """In a database thread: check the message unless the loop already did (``verdict``),
+        then store it in one transaction."""
+        checked = verdict or self._checked(incoming)
         if isinstance(checked, str):
             return self._refused(incoming, checked)
         try:

@@ -42,7 +42,6 @@ class AsyncStatements:
     """Up to ``size`` connections of one event loop, one statement at a time on each."""
 
     def __init__(self, size: int) -> None:
-        self.size = size
         self.idle: list[tuple[psycopg.AsyncConnection[Any], float]] = []  # (connection, last used)
         self.busy: set[psycopg.AsyncConnection[Any]] = set()
         self.slots = asyncio.Semaphore(size)
